@@ -1,0 +1,296 @@
+//! `bertq`: the program that runs on the device.
+//!
+//! - `bertq run [--model FILE] TEXT...`: the model's task output as JSON (Hugging Face pipeline shapes).
+//! - `bertq info [--model FILE]`: architecture, sizes, labels, memory a session needs, kernels.
+//! - `bertq tokenize [--model FILE] TEXT`: ids, tokens and character offsets as JSON.
+
+mod bench;
+mod default_model;
+mod output;
+
+use bertq_runtime::format::ModelBytes;
+use bertq_runtime::{Model, Precision, Session};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "bertq", version, about = "int8 BERT inference for edge boards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArg {
+    /// A .bertq model file (default: the built-in Rampart PII NER model).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PrecisionArg {
+    Int8,
+    /// f32 activations and dequantised weights: the reference path, for comparison.
+    F32,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the model on texts (arguments, or one per line on stdin) and print JSON, one line each.
+    Run {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Texts to process; with none, lines are read from stdin.
+        texts: Vec<String>,
+        /// Maximum tokens per text (longer texts are truncated, with a warning); default: the model's.
+        #[arg(long)]
+        max_length: Option<usize>,
+        /// Labels to return for classification models (all labels with a large number).
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        #[arg(long, value_enum, default_value = "int8")]
+        precision: PrecisionArg,
+    },
+    /// Describe a model: architecture, sizes, labels, file size, session memory.
+    Info {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Sequence length for the session-memory estimate (default: the model's maximum).
+        #[arg(long)]
+        max_length: Option<usize>,
+    },
+    /// Measure latency on a synthetic input of exactly --seq tokens (p50/p90/p99/mean).
+    Bench {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Sequence length in tokens, [CLS] and [SEP] included.
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed iterations (after a warm-up of a tenth of them).
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Force a kernel table (see `bertq info`); default: the best this CPU supports.
+        #[arg(long)]
+        kernels: Option<String>,
+    },
+    /// Show the model's tokenization of a text as JSON (input_ids, tokens, character offsets).
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArg,
+        text: String,
+        #[arg(long)]
+        max_length: Option<usize>,
+    },
+}
+
+/// The model's bytes: the built-in model, or a file mapped from disk.
+enum Source {
+    Builtin,
+    File(PathBuf, ModelBytes),
+}
+
+impl Source {
+    fn open(arg: &ModelArg) -> Result<Self, String> {
+        match &arg.model {
+            None => Ok(Source::Builtin),
+            Some(p) => ModelBytes::map(p)
+                .map(|b| Source::File(p.clone(), b))
+                .map_err(|e| format!("{}: {e}", p.display())),
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Builtin => default_model::bytes(),
+            Source::File(_, b) => b,
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Source::Builtin => default_model::NAME.to_string(),
+            Source::File(p, _) => p.display().to_string(),
+        }
+    }
+    fn load(&self) -> Result<Model<'_>, String> {
+        Model::load(self.bytes()).map_err(|e| format!("{}: {e}", self.describe()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bertq: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usize, String> {
+    let max = model.max_sequence_length();
+    match requested {
+        None => Ok(max),
+        Some(n) if (2..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!(
+            "--max-length {n} is out of range (2..={max} for this model)"
+        )),
+    }
+}
+
+/// The kernel table to use: a named one if this CPU supports it, else the best available.
+fn choose_kernels(name: Option<&str>) -> Result<&'static bertq_runtime::kernels::Kernels, String> {
+    use bertq_runtime::kernels;
+    let env = std::env::var(kernels::OVERRIDE_ENV).ok();
+    match name.or(env.as_deref()) {
+        None => Ok(kernels::best()),
+        Some(n) => kernels::by_name(n).ok_or_else(|| {
+            format!(
+                "kernel table `{n}` is not available on this CPU (known: {})",
+                kernels::ALL_NAMES.join(", ")
+            )
+        }),
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run {
+            model,
+            texts,
+            max_length,
+            top_k,
+            precision,
+        } => {
+            let source = Source::open(&model)?;
+            let model = source.load()?;
+            let max_seq = session_length(&model, max_length)?;
+            let mut session =
+                Session::with_owned_memory(&model, max_seq).map_err(|e| e.to_string())?;
+            session.set_kernels(choose_kernels(None)?);
+            if let PrecisionArg::F32 = precision {
+                session.set_precision(Precision::F32);
+            }
+            let mut process = |text: &str| -> Result<(), String> {
+                let out = session.run(text).map_err(|e| e.to_string())?;
+                if out.encoded.truncated {
+                    eprintln!(
+                        "bertq: warning: text truncated to {} of {} tokens (--max-length)",
+                        out.encoded.len, out.encoded.total
+                    );
+                }
+                println!("{}", output::task_json(&model, text, &out, top_k));
+                Ok(())
+            };
+            if !texts.is_empty() {
+                for t in &texts {
+                    process(t)?;
+                }
+                return Ok(());
+            }
+            // One text per line. A bad line gets an error object in its place (so output lines
+            // stay aligned with input lines) and the rest are still processed.
+            let mut failed = 0usize;
+            let mut stdin = std::io::stdin().lock();
+            let mut line = Vec::new();
+            for number in 1.. {
+                line.clear();
+                if stdin
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| format!("stdin: {e}"))?
+                    == 0
+                {
+                    break;
+                }
+                let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                let result = match std::str::from_utf8(bytes) {
+                    Ok(text) => process(text),
+                    Err(e) => Err(format!("line {number}: invalid UTF-8 ({e})")),
+                };
+                if let Err(e) = result {
+                    eprintln!("bertq: error: {e}");
+                    println!("{}", serde_json::json!({ "error": e, "line": number }));
+                    failed += 1;
+                }
+            }
+            if failed > 0 {
+                return Err(format!("{failed} input line(s) failed"));
+            }
+            Ok(())
+        }
+        Command::Info { model, max_length } => {
+            let source = Source::open(&model)?;
+            let m = source.load()?;
+            let max_seq = session_length(&m, max_length)?;
+            print!(
+                "{}",
+                output::info_text(&m, &source.describe(), source.bytes().len(), max_seq)
+            );
+            Ok(())
+        }
+        Command::Bench {
+            model,
+            seq,
+            threads,
+            iters,
+            json,
+            kernels,
+        } => {
+            let kernels = choose_kernels(kernels.as_deref())?;
+            if threads != 1 {
+                return Err("--threads: only 1 thread is supported in this version".into());
+            }
+            let source = Source::open(&model)?;
+            let m = source.load()?;
+            let seq = session_length(&m, Some(seq))?;
+            if iters == 0 {
+                return Err("--iters must be at least 1".into());
+            }
+            let r = bench::run(&m, kernels, seq, threads, iters)?;
+            if json {
+                let v = serde_json::json!({
+                    "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "mean_ms": r.mean_ms,
+                    "iters": r.iters, "seq": r.seq, "threads": r.threads, "kernel": kernels.name,
+                    "model": m.name(),
+                });
+                println!("{v}");
+            } else {
+                println!(
+                    "{}: seq {} threads {} kernel {}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  mean {:.3} ms ({} iters)",
+                    m.name(), r.seq, r.threads, kernels.name, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.iters
+                );
+            }
+            Ok(())
+        }
+        Command::Tokenize {
+            model,
+            text,
+            max_length,
+        } => {
+            let source = Source::open(&model)?;
+            let m = source.load()?;
+            let max_seq = session_length(&m, max_length)?;
+            let mut tokens = vec![Default::default(); max_seq];
+            let enc = m
+                .tokenizer
+                .encode(&text, &mut tokens)
+                .map_err(|e| e.to_string())?;
+            if enc.truncated {
+                eprintln!(
+                    "bertq: warning: truncated to {} of {} tokens",
+                    enc.len, enc.total
+                );
+            }
+            println!("{}", output::tokenize_json(&m, &tokens[..enc.len]));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Printing results: JSON in Hugging Face pipeline shapes, and the `info` report.
+
+use bertq_runtime::format::{Pooling, TaskHead};
+use bertq_runtime::heads::json;
+use bertq_runtime::tokenizer::Token;
+use bertq_runtime::{MemorySizes, Model, Output, TaskOutput};
+
+pub fn task_name(t: TaskHead) -> &'static str {
+    match t {
+        TaskHead::Embedding { .. } => "sentence embedding (BertModel)",
+        TaskHead::SequenceClassification { multi_label: false } => {
+            "text classification (BertForSequenceClassification)"
+        }
+        TaskHead::SequenceClassification { multi_label: true } => {
+            "multi-label text classification (BertForSequenceClassification)"
+        }
+        TaskHead::TokenClassification => "token classification / NER (BertForTokenClassification)",
+    }
+}
+
+/// The task's result as one JSON value: `[{"label","score"}]` (top k), `[{"entity_group",
+/// "score","word","start","end"}]`, or the embedding as an array.
+pub fn task_json(model: &Model<'_>, text: &str, out: &Output<'_>, top_k: usize) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_task(&mut s, model, text, out, top_k);
+    s
+}
+
+fn write_task(
+    s: &mut String,
+    model: &Model<'_>,
+    text: &str,
+    out: &Output<'_>,
+    top_k: usize,
+) -> std::fmt::Result {
+    match &out.task {
+        TaskOutput::Classification { scores, ranking } => {
+            s.push('[');
+            for (i, &id) in ranking.iter().take(top_k.max(1)).enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                let label = model.labels.get(id as usize).unwrap_or("");
+                json::write_label_score(s, label, scores[id as usize])?;
+            }
+            s.push(']');
+        }
+        TaskOutput::Entities(entities) => {
+            s.push('[');
+            for (i, e) in entities.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                let word = text
+                    .get(e.byte_start as usize..e.byte_end as usize)
+                    .unwrap_or("");
+                let group = model.labels.entity_group(e.label as usize);
+                json::write_entity(s, group, e.score, word, e.start, e.end)?;
+            }
+            s.push(']');
+        }
+        TaskOutput::Embedding(v) => json::write_f32_array(s, v)?,
+    }
+    Ok(())
+}
+
+/// `{"input_ids": [...], "tokens": [...], "offsets": [[start, end], ...]}` (character offsets).
+pub fn tokenize_json(model: &Model<'_>, tokens: &[Token]) -> String {
+    let vocab = model.tokenizer.vocab();
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    let strs: Vec<&str> = tokens
+        .iter()
+        .map(|t| vocab.token(t.id).unwrap_or(""))
+        .collect();
+    let offsets: Vec<[u32; 2]> = tokens.iter().map(|t| [t.start, t.end]).collect();
+    serde_json::json!({ "input_ids": ids, "tokens": strs, "offsets": offsets }).to_string()
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usize) -> String {
+    let c = model.config();
+    let h = &model.file.header;
+    let t = &h.tokenizer;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18}{v}\n"));
+    line("model", format!("{} ({source})", h.name));
+    line("source", h.source.to_string());
+    line("task", task_name(h.task).to_string());
+    if let TaskHead::Embedding { pooling, normalize } = h.task {
+        let p = match pooling {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+        };
+        line(
+            "pooling",
+            format!("{p}{}", if normalize { ", L2-normalised" } else { "" }),
+        );
+    }
+    line(
+        "encoder",
+        format!(
+            "{} layers x {} hidden, {} heads, FFN {}, {:?}, max {} positions",
+            c.num_layers,
+            c.hidden_size,
+            c.num_heads,
+            c.intermediate_size,
+            c.activation,
+            c.max_position_embeddings
+        ),
+    );
+    line(
+        "parameters",
+        format!("{:.1} M", model.parameter_count() as f64 / 1e6),
+    );
+    line(
+        "tokenizer",
+        format!(
+            "WordPiece, {} tokens, lowercase {}, strip accents {}, CJK split {}",
+            model.tokenizer.vocab().len(),
+            t.lowercase,
+            t.strip_accents,
+            t.handle_chinese_chars
+        ),
+    );
+    if !model.labels.is_empty() {
+        let labels: Vec<&str> = model.labels.iter().collect();
+        line("labels", format!("{}: {}", labels.len(), labels.join(", ")));
+    }
+    line("file size", mb(file_len));
+    for seq in [128.min(max_seq), max_seq] {
+        let m = MemorySizes::for_model(model, seq);
+        line(&format!("session @ {seq}"), mb(m.bytes()));
+        if seq == max_seq {
+            break;
+        }
+    }
+    line("kernels", bertq_runtime::kernels::select().name.to_string());
+    s
+}

@@ -1,0 +1,176 @@
+//! The `bertq` command line, end to end on the built-in model.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn bertq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bertq"))
+        .args(args)
+        .output()
+        .expect("bertq runs")
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "bertq failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn run_finds_entities_with_the_builtin_model() {
+    let text = "My name is Maria Gonzalez, email maria.gonzalez@example.com.";
+    let v = stdout_json(&bertq(&["run", text]));
+    let entities = v.as_array().unwrap();
+    let groups: Vec<&str> = entities
+        .iter()
+        .map(|e| e["entity_group"].as_str().unwrap())
+        .collect();
+    assert!(groups.contains(&"GIVEN_NAME"), "{v}");
+    assert!(groups.contains(&"EMAIL"), "{v}");
+    // `word` is the original text between the character offsets.
+    let chars: Vec<char> = text.chars().collect();
+    for e in entities {
+        let (s, t) = (
+            e["start"].as_u64().unwrap() as usize,
+            e["end"].as_u64().unwrap() as usize,
+        );
+        let word: String = chars[s..t].iter().collect();
+        assert_eq!(e["word"].as_str().unwrap(), word);
+        let score = e["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+    }
+}
+
+#[test]
+fn run_reads_lines_from_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertq"))
+        .arg("run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"John lives in Boston.\n\nCall 555-0100.\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 3);
+    for l in lines {
+        let _: serde_json::Value = serde_json::from_str(l).unwrap();
+    }
+}
+
+#[test]
+fn truncation_is_reported() {
+    let long = "word ".repeat(100);
+    let out = bertq(&["run", "--max-length", "16", &long]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("truncated to 16 of 102 tokens"), "{err}");
+}
+
+#[test]
+fn tokenize_prints_ids_tokens_and_offsets() {
+    let v = stdout_json(&bertq(&["tokenize", "Héllo, wörld!"]));
+    let ids = v["input_ids"].as_array().unwrap();
+    let tokens = v["tokens"].as_array().unwrap();
+    let offsets = v["offsets"].as_array().unwrap();
+    assert_eq!(ids.len(), tokens.len());
+    assert_eq!(ids.len(), offsets.len());
+    assert_eq!(tokens.first().unwrap(), "[CLS]");
+    assert_eq!(tokens.last().unwrap(), "[SEP]");
+    assert_eq!(offsets[1], serde_json::json!([0, 5]));
+}
+
+#[test]
+fn info_describes_the_model() {
+    let out = bertq(&["info"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "token classification",
+        "6 layers x 384 hidden",
+        "B-EMAIL",
+        "session @ 128",
+        "kernels",
+    ] {
+        assert!(s.contains(needle), "missing {needle:?} in\n{s}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.bertq");
+    std::fs::write(&garbage, b"this is not a model").unwrap();
+    let missing = dir.path().join("missing.bertq");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "info".into(),
+                "--model".into(),
+                garbage.display().to_string(),
+            ],
+            "not a bertq model",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--model".into(),
+                missing.display().to_string(),
+                "x".into(),
+            ],
+            "missing.bertq",
+        ),
+        (
+            vec!["run".into(), "--max-length".into(), "1".into(), "x".into()],
+            "out of range",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--max-length".into(),
+                "100000".into(),
+                "x".into(),
+            ],
+            "out of range",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = bertq(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn invalid_utf8_on_stdin_is_an_error_not_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertq"))
+        .arg("run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ok line\n\xff\xfe bad\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("UTF-8"), "{err}");
+    assert!(!err.contains("panicked"));
+}

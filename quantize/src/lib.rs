@@ -1,0 +1,52 @@
+//! Hugging Face BERT checkpoint -> self-contained int8 `.bertq` model file.
+//!
+//! - [`hf`]: reading `config.json`, the tokenizer files and sentence-transformers' pooling.
+//! - [`quant`]: symmetric per-channel weight quantization.
+//! - [`convert`]: building the model file.
+//! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
+
+pub mod check;
+pub mod convert;
+pub mod hf;
+pub mod quant;
+
+pub use convert::{convert_dir, ConvertOptions, Converted, WeightPrecision};
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("missing file {0}")]
+    MissingFile(PathBuf),
+    #[error("tensor `{0}` (with or without the `bert.` prefix) is missing from model.safetensors")]
+    MissingTensor(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl QuantizeError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        QuantizeError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

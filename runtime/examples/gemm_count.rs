@@ -1,0 +1,83 @@
+//! Runs one aarch64 kernel table's activation quantization + int8 GEMM `iters` times, for
+//! instruction counting under qemu (`scripts/count_instructions.sh`).
+//!
+//! Usage: `gemm_count TABLE M N K ITERS` (TABLE: neon, dotprod, i8mm; weights packed in the
+//! table's native layout). Everything is allocated before the loop; the loop only calls the
+//! table's `quantize_rows` and `gemm_i8`.
+
+#[cfg(target_arch = "aarch64")]
+fn main() {
+    use bertq_runtime::kernels::{aarch64, pack, GemmI8, PackedI8};
+
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 6 {
+        eprintln!("usage: {} TABLE M N K ITERS", args[0]);
+        std::process::exit(2);
+    }
+    let num = |i: usize| -> usize {
+        args[i].parse().unwrap_or_else(|_| {
+            eprintln!("not a number: {}", args[i]);
+            std::process::exit(2)
+        })
+    };
+    let (m, n, k, iters) = (num(2), num(3), num(4), num(5));
+    let Some(t) = aarch64::by_name(&args[1]) else {
+        eprintln!(
+            "kernel table {:?} unknown or not supported by this CPU",
+            args[1]
+        );
+        std::process::exit(3);
+    };
+
+    // Deterministic pseudo-random inputs (an LCG: no dependency).
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (s >> 40) as u32
+    };
+    let x: Vec<f32> = (0..m * k)
+        .map(|_| next() as f32 / 8_388_608.0 - 1.0)
+        .collect();
+    let w: Vec<i8> = (0..n * k)
+        .map(|_| ((next() % 255) as i32 - 127) as i8)
+        .collect();
+    let w_scales: Vec<f32> = (0..n).map(|_| 1e-3 + next() as f32 * 1e-9).collect();
+    let bias: Vec<f32> = (0..n).map(|_| next() as f32 * 1e-8).collect();
+    let packed = pack::pack(t.native_layout, &w, n, k);
+    let mut q = vec![0i8; m * k];
+    let mut a_scales = vec![0f32; m];
+    let mut out = vec![0f32; m * n];
+
+    let mut checksum = 0.0f64;
+    for _ in 0..iters {
+        (t.quantize_rows)(std::hint::black_box(&x), k, &mut q, &mut a_scales);
+        let p = GemmI8 {
+            m,
+            a: &q,
+            a_scales: &a_scales,
+            w: PackedI8 {
+                layout: t.native_layout,
+                data: &packed,
+                scales: &w_scales,
+                row_sums: None,
+                n,
+                k,
+            },
+            bias: Some(&bias),
+        };
+        (t.gemm_i8)(&p, &mut out);
+        checksum += std::hint::black_box(&out)[0] as f64;
+    }
+    println!(
+        "{} m={m} n={n} k={k} iters={iters} checksum={checksum}",
+        t.name
+    );
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn main() {
+    eprintln!("gemm_count runs the aarch64 kernel tables: build it for an aarch64 target");
+    std::process::exit(2);
+}

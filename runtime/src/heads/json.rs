@@ -1,0 +1,96 @@
+//! Allocation-free JSON output in Hugging Face pipeline shapes, written to any `fmt::Write`.
+
+use core::fmt::{self, Write};
+
+/// Writes `s` as a JSON string literal.
+pub fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => w.write_str("\\\"")?,
+            '\\' => w.write_str("\\\\")?,
+            '\n' => w.write_str("\\n")?,
+            '\r' => w.write_str("\\r")?,
+            '\t' => w.write_str("\\t")?,
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                write!(w, "\\u{:04x}", c as u32)?
+            }
+            c => w.write_char(c)?,
+        }
+    }
+    w.write_char('"')
+}
+
+/// Writes a float as a JSON number (`null` for NaN or infinity, which JSON cannot express).
+pub fn write_f32<W: Write>(w: &mut W, x: f32) -> fmt::Result {
+    if x.is_finite() {
+        write!(w, "{x}")
+    } else {
+        w.write_str("null")
+    }
+}
+
+/// `{"label": ..., "score": ...}`
+pub fn write_label_score<W: Write>(w: &mut W, label: &str, score: f32) -> fmt::Result {
+    w.write_str("{\"label\":")?;
+    write_str(w, label)?;
+    w.write_str(",\"score\":")?;
+    write_f32(w, score)?;
+    w.write_char('}')
+}
+
+/// `{"entity_group": ..., "score": ..., "word": ..., "start": ..., "end": ...}`
+pub fn write_entity<W: Write>(
+    w: &mut W,
+    group: &str,
+    score: f32,
+    word: &str,
+    start: u32,
+    end: u32,
+) -> fmt::Result {
+    w.write_str("{\"entity_group\":")?;
+    write_str(w, group)?;
+    w.write_str(",\"score\":")?;
+    write_f32(w, score)?;
+    w.write_str(",\"word\":")?;
+    write_str(w, word)?;
+    write!(w, ",\"start\":{start},\"end\":{end}}}")
+}
+
+/// `[x, y, ...]`
+pub fn write_f32_array<W: Write>(w: &mut W, xs: &[f32]) -> fmt::Result {
+    w.write_char('[')?;
+    for (i, &x) in xs.iter().enumerate() {
+        if i > 0 {
+            w.write_char(',')?;
+        }
+        write_f32(w, x)?;
+    }
+    w.write_char(']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Buf<const N: usize>(heapless::String<N>);
+    impl<const N: usize> Write for Buf<N> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.push_str(s).map_err(|_| fmt::Error)
+        }
+    }
+
+    #[test]
+    fn escapes_strings() {
+        let mut b = Buf::<64>(heapless::String::new());
+        write_str(&mut b, "a\"b\\c\n\u{1}é").unwrap();
+        assert_eq!(b.0.as_str(), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn non_finite_is_null() {
+        let mut b = Buf::<64>(heapless::String::new());
+        write_f32_array(&mut b, &[1.5, f32::NAN, f32::INFINITY]).unwrap();
+        assert_eq!(b.0.as_str(), "[1.5,null,null]");
+    }
+}

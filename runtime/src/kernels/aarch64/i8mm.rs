@@ -1,0 +1,634 @@
+//! SMMLA int8 GEMM (ARMv8.6 i8mm: Neoverse V1/V2, Cortex-A710+, Graviton3/4).
+//!
+//! `smmla vACC.4s, vA.16b, vW.16b` multiplies a 2x8 activation tile (two rows, 8 k) by an 8x2
+//! weight tile (two columns, 8 k) into a 2x2 i32 tile `[r0c0 r0c1 r1c0 r1c1]`: 32 MACs. In
+//! [`Layout::K8N8`] each 16 bytes of a k-group already are such a weight tile. The activation
+//! tile is built without packing by structure loads from the row-major rows: `LD4R` of 32 bytes
+//! of row 0 fills both halves of 4 registers (one k-group each), `LD4` (lane 1) of row 1 replaces
+//! their upper halves, so 2 instructions give 4 tiles covering 32 k.
+//!
+//! Micro-kernel: 4 rows (2 row pairs) x 16 columns (2 panels): 16 accumulators, 8 activation and
+//! 4 weight registers; per 32 k: 4 activation loads, 8 `LD1` (x4) of weights, 64 `SMMLA` (2048
+//! MACs). Leftover rows: 2 rows (1 pair), or an odd row paired with itself; a leftover panel:
+//! 8 columns. The accumulators are de-interleaved into rows with `UZP1/UZP2` at the end.
+//! K4N16 weights go to the SDOT kernel (every i8mm CPU has dotprod), others to the reference.
+
+use super::{has_i8mm, padded, sizes_ok, Cols, Raw};
+use crate::kernels::{reference, GemmI8, Kernels, Layout};
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+pub static I8MM: Kernels = Kernels {
+    name: "i8mm",
+    native_layout: Layout::K8N8,
+    unsigned_activations: false,
+    quantize_rows: super::quantize_rows,
+    gemm_i8,
+    gemm_f32: reference::gemm_f32,
+    softmax: super::ops::softmax,
+    activate: super::ops::activate,
+    attention: super::ops::attention,
+    add_layer_norm: super::ops::add_layer_norm,
+};
+
+crate::kernel_test_suite!(i8mm_suite, &super::I8MM, super::has_i8mm());
+
+fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+    match p.w.layout {
+        Layout::K8N8 => gemm_k8n8(p, out),
+        Layout::K4N16 => super::dotprod::gemm_k4n16(p, out),
+        Layout::RowMajor => reference::gemm_i8(p, out),
+    }
+}
+
+/// The K8N8 GEMM with SMMLA when this CPU has it, else the reference.
+fn gemm_k8n8(p: &GemmI8<'_>, out: &mut [f32]) {
+    if p.w.layout == Layout::K8N8 && sizes_ok(p, out) && has_i8mm() {
+        // SAFETY: the CPU has i8mm (checked) and the sizes were checked.
+        unsafe { gemm_k8n8_smmla(p, out) }
+    } else {
+        reference::gemm_i8(p, out)
+    }
+}
+
+/// # Safety
+/// The CPU must support `i8mm`; `p` and `out` must pass [`sizes_ok`] with layout K8N8.
+#[target_feature(enable = "i8mm")]
+unsafe fn gemm_k8n8_smmla(p: &GemmI8<'_>, out: &mut [f32]) {
+    let (m, n, k) = (p.m, p.w.n, p.w.k);
+    let kg = k.div_ceil(8);
+    let steps = k / 32;
+    let tail_groups = kg - 4 * steps;
+    let panels = n.div_ceil(8);
+    // SAFETY: the sizes were checked (contract).
+    let raw = unsafe { Raw::new(p, out) };
+    let mut panel = 0;
+    while panel < panels {
+        let np = if panel + 1 < panels { 2 } else { 1 };
+        let j0 = panel * 8;
+        // Panel `panel + q` (the last panel twice when it is alone).
+        let data = |q: usize| {
+            let base = (panel + q.min(np - 1)) * kg * 64;
+            &p.w.data[base..base + kg * 64]
+        };
+        let (d0, d1) = (data(0), data(1));
+        let b_tail: Option<[[i8; 256]; 2]> =
+            (tail_groups > 0).then(|| [padded(&d0[256 * steps..]), padded(&d1[256 * steps..])]);
+        let t = Tile {
+            raw: &raw,
+            j0,
+            nv: (n - j0).min(8 * np),
+            cols: Cols::load(p, j0),
+            b: [d0.as_ptr(), d1.as_ptr()],
+            steps,
+            b_tail: b_tail.as_ref(),
+        };
+        // SAFETY: i8mm is present (contract).
+        unsafe {
+            if np == 2 {
+                t.all_rows::<2>(m);
+            } else {
+                t.all_rows::<1>(m);
+            }
+        }
+        panel += np;
+    }
+}
+
+/// `NP` panels of 8 columns from `j0`: `steps` full 32-k steps from `b`, then the k tail.
+struct Tile<'a> {
+    raw: &'a Raw,
+    j0: usize,
+    nv: usize,
+    cols: Cols,
+    b: [*const i8; 2],
+    steps: usize,
+    b_tail: Option<&'a [[i8; 256]; 2]>,
+}
+
+impl Tile<'_> {
+    /// # Safety
+    /// Only inlined into an `i8mm` function (it emits SMMLA).
+    #[inline(always)]
+    unsafe fn all_rows<const NP: usize>(&self, m: usize) {
+        let mut i = 0;
+        // SAFETY: i8mm present (caller); every row index is below m.
+        unsafe {
+            while i + 4 <= m {
+                self.rows::<2, NP>([i, i + 1, i + 2, i + 3], 4);
+                i += 4;
+            }
+            match m - i {
+                3 => self.rows::<2, NP>([i, i + 1, i + 2, i + 2], 3),
+                2 => self.rows::<1, NP>([i, i + 1, i + 1, i + 1], 2),
+                1 => self.rows::<1, NP>([i, i, i, i], 1),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `idx[..2 P]` (pairs `(idx[0], idx[1])`, `(idx[2], idx[3])`); the first `valid` are
+    /// stored (a row paired with itself to fill a pair is computed twice, stored once).
+    ///
+    /// # Safety
+    /// Only inlined into an `i8mm` function; every `idx[r] < m`.
+    #[inline(always)]
+    unsafe fn rows<const P: usize, const NP: usize>(&self, idx: [usize; 4], valid: usize) {
+        // SAFETY: NEON is baseline; zeroing registers only.
+        let mut acc = unsafe { [[vdupq_n_s32(0); 8]; 2] };
+        // SAFETY: the rows exist; `steps = k / 32` steps read the first `32 steps` bytes of each
+        // row and the first `256 steps` bytes of each panel (`4 steps <= kg` groups of 64
+        // bytes); the tail step reads 32-byte and 256-byte stack buffers (zero past k, so the
+        // padding adds 0); i8mm is present (caller).
+        unsafe {
+            if self.steps > 0 {
+                let a = idx.map(|i| self.raw.row(i));
+                kloop::<P, NP>(&mut acc, a, self.b, self.steps);
+            }
+            if let Some(b_tail) = self.b_tail {
+                let tails: [[i8; 32]; 4] = idx.map(|i| self.raw.row_tail(i, 32 * self.steps));
+                let a = core::array::from_fn(|r| tails[r].as_ptr());
+                kloop::<P, NP>(&mut acc, a, [b_tail[0].as_ptr(), b_tail[1].as_ptr()], 1);
+            }
+            if P == 2 && NP == 2 && valid == 4 && self.nv == 16 {
+                // Rows idx[0]..idx[0] + 4 (consecutive when all 4 are valid).
+                return store4x16(&acc, self.raw, idx[0], self.j0, &self.cols);
+            }
+            for (pr, acc) in acc.iter().enumerate().take(P) {
+                // Row 2pr is the low half of every 2x2 tile, row 2pr+1 the high half.
+                let s = |v: int32x4_t| vreinterpretq_s64_s32(v);
+                let u1 =
+                    |x: usize| vreinterpretq_s32_s64(vuzp1q_s64(s(acc[2 * x]), s(acc[2 * x + 1])));
+                let u2 =
+                    |x: usize| vreinterpretq_s32_s64(vuzp2q_s64(s(acc[2 * x]), s(acc[2 * x + 1])));
+                let rows = [[u1(0), u1(1), u1(2), u1(3)], [u2(0), u2(1), u2(2), u2(3)]];
+                for (h, sums) in rows.iter().enumerate() {
+                    let r = 2 * pr + h;
+                    if r < valid {
+                        if NP == 2 {
+                            self.raw
+                                .store::<4>(idx[r], self.j0, self.nv, sums, &self.cols);
+                        } else {
+                            self.raw
+                                .store::<2>(idx[r], self.j0, self.nv, sums, &self.cols);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `acc (2x2) += a (2 rows x 8 k) * w (2 columns x 8 k)^T`.
+macro_rules! smmla {
+    ($acc:expr, $a:expr, $w:expr) => {
+        asm!(
+            "smmla {acc:v}.4s, {a:v}.16b, {w:v}.16b",
+            acc = inout(vreg) $acc,
+            a = in(vreg) $a,
+            w = in(vreg) $w,
+            options(pure, nomem, nostack, preserves_flags),
+        )
+    };
+}
+
+/// `steps` x 32 k of `P` row pairs x `NP` panels: the `asm!` loops for 2 pairs, the intrinsics
+/// step for 1.
+///
+/// # Safety
+/// `32 steps` readable bytes at `a[..2 P]`, `256 steps` at `b[..NP]`; only inlined into an
+/// `i8mm` function.
+#[inline(always)]
+unsafe fn kloop<const P: usize, const NP: usize>(
+    acc: &mut [[int32x4_t; 8]; 2],
+    a: [*const i8; 4],
+    b: [*const i8; 2],
+    steps: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if P == 2 && NP == 2 {
+            kloop_4x16(acc, a, b, steps);
+        } else if P == 2 {
+            kloop_4x8(acc, a, b[0], steps);
+        } else {
+            for s in 0..steps {
+                step::<NP>(
+                    acc,
+                    a[0].add(32 * s),
+                    a[1].add(32 * s),
+                    b.map(|p| p.add(256 * s)),
+                );
+            }
+        }
+    }
+}
+
+/// 32 k of one row pair `(a0, a1)` x `NP` panels: `acc[0][4 np + c]` is the 2x2 tile of columns
+/// `8 np + 2 c`, `8 np + 2 c + 1`.
+///
+/// # Safety
+/// 32 readable bytes at `a0` and `a1`, 256 at `b[..NP]`; only inlined into an `i8mm` function.
+#[inline(always)]
+unsafe fn step<const NP: usize>(
+    acc: &mut [[int32x4_t; 8]; 2],
+    a0: *const i8,
+    a1: *const i8,
+    b: [*const i8; 2],
+) {
+    // SAFETY: the reads stay inside the ranges the caller guarantees; SMMLA is available.
+    unsafe {
+        let t = vld4q_dup_s64(a0 as *const i64);
+        let t = vld4q_lane_s64::<1>(a1 as *const i64, t);
+        let x = [t.0, t.1, t.2, t.3].map(|v| vreinterpretq_s8_s64(v));
+        macro_rules! group {
+            ($np:literal, $g:literal) => {
+                let w = vld1q_s8_x4(b[$np].add(64 * $g));
+                smmla!(acc[0][4 * $np], x[$g], w.0);
+                smmla!(acc[0][4 * $np + 1], x[$g], w.1);
+                smmla!(acc[0][4 * $np + 2], x[$g], w.2);
+                smmla!(acc[0][4 * $np + 3], x[$g], w.3);
+            };
+        }
+        group!(0, 0);
+        group!(0, 1);
+        group!(0, 2);
+        group!(0, 3);
+        if NP == 2 {
+            group!(1, 0);
+            group!(1, 1);
+            group!(1, 2);
+            group!(1, 3);
+        }
+    }
+}
+
+/// `steps` x 32 k of 2 row pairs x 2 panels, all in registers: `LD4R` + `LD4` (lane 1) build
+/// the 4 k-group tiles of pair `pr` in v(4pr)..v(4pr+3), panel `np`'s group goes to
+/// v(8+4np)..v(11+4np), and `acc[pr][4 np + c]` lives in `v(16 + 8 pr + 4 np + c)`. Per 32 k:
+/// 4 + 8 loads, 64 SMMLA, 2 loop.
+///
+/// # Safety
+/// `32 steps` readable bytes at each `a[r]`, `256 steps` at each panel pointer, `steps >= 1`;
+/// only inlined into an `i8mm` function.
+#[inline(always)]
+unsafe fn kloop_4x16(
+    acc: &mut [[int32x4_t; 8]; 2],
+    a: [*const i8; 4],
+    b: [*const i8; 2],
+    steps: usize,
+) {
+    // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
+    // only the declared registers; SMMLA is available.
+    unsafe {
+        asm!(
+            "2:",
+            "ld4r {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{a0}], #32",
+            "ld4 {{v0.d, v1.d, v2.d, v3.d}}[1], [{a1}], #32",
+            "ld4r {{v4.2d, v5.2d, v6.2d, v7.2d}}, [{a2}], #32",
+            "ld4 {{v4.d, v5.d, v6.d, v7.d}}[1], [{a3}], #32",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "ld1 {{v12.16b-v15.16b}}, [{b1}], #64",
+            "smmla v16.4s, v0.16b, v8.16b",
+            "smmla v17.4s, v0.16b, v9.16b",
+            "smmla v18.4s, v0.16b, v10.16b",
+            "smmla v19.4s, v0.16b, v11.16b",
+            "smmla v24.4s, v4.16b, v8.16b",
+            "smmla v25.4s, v4.16b, v9.16b",
+            "smmla v26.4s, v4.16b, v10.16b",
+            "smmla v27.4s, v4.16b, v11.16b",
+            "smmla v20.4s, v0.16b, v12.16b",
+            "smmla v21.4s, v0.16b, v13.16b",
+            "smmla v22.4s, v0.16b, v14.16b",
+            "smmla v23.4s, v0.16b, v15.16b",
+            "smmla v28.4s, v4.16b, v12.16b",
+            "smmla v29.4s, v4.16b, v13.16b",
+            "smmla v30.4s, v4.16b, v14.16b",
+            "smmla v31.4s, v4.16b, v15.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "ld1 {{v12.16b-v15.16b}}, [{b1}], #64",
+            "smmla v16.4s, v1.16b, v8.16b",
+            "smmla v17.4s, v1.16b, v9.16b",
+            "smmla v18.4s, v1.16b, v10.16b",
+            "smmla v19.4s, v1.16b, v11.16b",
+            "smmla v24.4s, v5.16b, v8.16b",
+            "smmla v25.4s, v5.16b, v9.16b",
+            "smmla v26.4s, v5.16b, v10.16b",
+            "smmla v27.4s, v5.16b, v11.16b",
+            "smmla v20.4s, v1.16b, v12.16b",
+            "smmla v21.4s, v1.16b, v13.16b",
+            "smmla v22.4s, v1.16b, v14.16b",
+            "smmla v23.4s, v1.16b, v15.16b",
+            "smmla v28.4s, v5.16b, v12.16b",
+            "smmla v29.4s, v5.16b, v13.16b",
+            "smmla v30.4s, v5.16b, v14.16b",
+            "smmla v31.4s, v5.16b, v15.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "ld1 {{v12.16b-v15.16b}}, [{b1}], #64",
+            "smmla v16.4s, v2.16b, v8.16b",
+            "smmla v17.4s, v2.16b, v9.16b",
+            "smmla v18.4s, v2.16b, v10.16b",
+            "smmla v19.4s, v2.16b, v11.16b",
+            "smmla v24.4s, v6.16b, v8.16b",
+            "smmla v25.4s, v6.16b, v9.16b",
+            "smmla v26.4s, v6.16b, v10.16b",
+            "smmla v27.4s, v6.16b, v11.16b",
+            "smmla v20.4s, v2.16b, v12.16b",
+            "smmla v21.4s, v2.16b, v13.16b",
+            "smmla v22.4s, v2.16b, v14.16b",
+            "smmla v23.4s, v2.16b, v15.16b",
+            "smmla v28.4s, v6.16b, v12.16b",
+            "smmla v29.4s, v6.16b, v13.16b",
+            "smmla v30.4s, v6.16b, v14.16b",
+            "smmla v31.4s, v6.16b, v15.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "ld1 {{v12.16b-v15.16b}}, [{b1}], #64",
+            "smmla v16.4s, v3.16b, v8.16b",
+            "smmla v17.4s, v3.16b, v9.16b",
+            "smmla v18.4s, v3.16b, v10.16b",
+            "smmla v19.4s, v3.16b, v11.16b",
+            "smmla v24.4s, v7.16b, v8.16b",
+            "smmla v25.4s, v7.16b, v9.16b",
+            "smmla v26.4s, v7.16b, v10.16b",
+            "smmla v27.4s, v7.16b, v11.16b",
+            "smmla v20.4s, v3.16b, v12.16b",
+            "smmla v21.4s, v3.16b, v13.16b",
+            "smmla v22.4s, v3.16b, v14.16b",
+            "smmla v23.4s, v3.16b, v15.16b",
+            "smmla v28.4s, v7.16b, v12.16b",
+            "smmla v29.4s, v7.16b, v13.16b",
+            "smmla v30.4s, v7.16b, v14.16b",
+            "smmla v31.4s, v7.16b, v15.16b",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            a0 = inout(reg) a[0] => _,
+            a1 = inout(reg) a[1] => _,
+            a2 = inout(reg) a[2] => _,
+            a3 = inout(reg) a[3] => _,
+            b0 = inout(reg) b[0] => _,
+            b1 = inout(reg) b[1] => _,
+            n = inout(reg) steps => _,
+            inout("v16") acc[0][0],
+            inout("v17") acc[0][1],
+            inout("v18") acc[0][2],
+            inout("v19") acc[0][3],
+            inout("v20") acc[0][4],
+            inout("v21") acc[0][5],
+            inout("v22") acc[0][6],
+            inout("v23") acc[0][7],
+            inout("v24") acc[1][0],
+            inout("v25") acc[1][1],
+            inout("v26") acc[1][2],
+            inout("v27") acc[1][3],
+            inout("v28") acc[1][4],
+            inout("v29") acc[1][5],
+            inout("v30") acc[1][6],
+            inout("v31") acc[1][7],
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// `steps` x 32 k of 2 row pairs x 1 panel (the last, odd panel): as [`kloop_4x16`] with
+/// `acc[pr][c]` in `v(16 + 4 pr + c)`.
+///
+/// # Safety
+/// `32 steps` readable bytes at each `a[r]`, `256 steps` at each panel pointer, `steps >= 1`;
+/// only inlined into an `i8mm` function.
+#[inline(always)]
+unsafe fn kloop_4x8(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 4], b: *const i8, steps: usize) {
+    // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
+    // only the declared registers; SMMLA is available.
+    unsafe {
+        asm!(
+            "2:",
+            "ld4r {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{a0}], #32",
+            "ld4 {{v0.d, v1.d, v2.d, v3.d}}[1], [{a1}], #32",
+            "ld4r {{v4.2d, v5.2d, v6.2d, v7.2d}}, [{a2}], #32",
+            "ld4 {{v4.d, v5.d, v6.d, v7.d}}[1], [{a3}], #32",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "smmla v16.4s, v0.16b, v8.16b",
+            "smmla v17.4s, v0.16b, v9.16b",
+            "smmla v18.4s, v0.16b, v10.16b",
+            "smmla v19.4s, v0.16b, v11.16b",
+            "smmla v20.4s, v4.16b, v8.16b",
+            "smmla v21.4s, v4.16b, v9.16b",
+            "smmla v22.4s, v4.16b, v10.16b",
+            "smmla v23.4s, v4.16b, v11.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "smmla v16.4s, v1.16b, v8.16b",
+            "smmla v17.4s, v1.16b, v9.16b",
+            "smmla v18.4s, v1.16b, v10.16b",
+            "smmla v19.4s, v1.16b, v11.16b",
+            "smmla v20.4s, v5.16b, v8.16b",
+            "smmla v21.4s, v5.16b, v9.16b",
+            "smmla v22.4s, v5.16b, v10.16b",
+            "smmla v23.4s, v5.16b, v11.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "smmla v16.4s, v2.16b, v8.16b",
+            "smmla v17.4s, v2.16b, v9.16b",
+            "smmla v18.4s, v2.16b, v10.16b",
+            "smmla v19.4s, v2.16b, v11.16b",
+            "smmla v20.4s, v6.16b, v8.16b",
+            "smmla v21.4s, v6.16b, v9.16b",
+            "smmla v22.4s, v6.16b, v10.16b",
+            "smmla v23.4s, v6.16b, v11.16b",
+            "ld1 {{v8.16b-v11.16b}}, [{b0}], #64",
+            "smmla v16.4s, v3.16b, v8.16b",
+            "smmla v17.4s, v3.16b, v9.16b",
+            "smmla v18.4s, v3.16b, v10.16b",
+            "smmla v19.4s, v3.16b, v11.16b",
+            "smmla v20.4s, v7.16b, v8.16b",
+            "smmla v21.4s, v7.16b, v9.16b",
+            "smmla v22.4s, v7.16b, v10.16b",
+            "smmla v23.4s, v7.16b, v11.16b",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            a0 = inout(reg) a[0] => _,
+            a1 = inout(reg) a[1] => _,
+            a2 = inout(reg) a[2] => _,
+            a3 = inout(reg) a[3] => _,
+            b0 = inout(reg) b => _,
+            n = inout(reg) steps => _,
+            inout("v16") acc[0][0],
+            inout("v17") acc[0][1],
+            inout("v18") acc[0][2],
+            inout("v19") acc[0][3],
+            inout("v20") acc[1][0],
+            inout("v21") acc[1][1],
+            inout("v22") acc[1][2],
+            inout("v23") acc[1][3],
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// The output step of a full 4 x 16 tile straight from the registers of [`kloop_4x16`]:
+/// per row and column quad `UZP1`/`UZP2` (row 2pr / 2pr+1 of the 2x2 tiles), `SCVTF`, `FMUL` by
+/// `a_scale * w_scale`, `FADD` of the bias (no FMLA), then one `ST1` (x4) per row.
+///
+/// # Safety
+/// Rows `i0..i0 + 4` and columns `j0..j0 + 16` exist.
+#[inline(always)]
+unsafe fn store4x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, c: &Cols) {
+    // SAFETY: reads the 16 scales and biases of `c` and the row scales `i0..`, writes 16 floats
+    // of each output row (rows and columns in range: caller); only declared registers change.
+    unsafe {
+        let (out, stride) = raw.out_row(i0, j0);
+        asm!(
+            "ld1 {{v0.4s-v3.4s}}, [{scale}]",
+            "ld1 {{v4.4s-v7.4s}}, [{bias}]",
+            "ld1 {{v15.4s}}, [{asc}]",
+            "fmul v12.4s, v0.4s, v15.s[0]",
+            "uzp1 v8.2d, v16.2d, v17.2d",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[0]",
+            "uzp1 v9.2d, v18.2d, v19.2d",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[0]",
+            "uzp1 v10.2d, v20.2d, v21.2d",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[0]",
+            "uzp1 v11.2d, v22.2d, v23.2d",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            "fmul v12.4s, v0.4s, v15.s[1]",
+            "uzp2 v8.2d, v16.2d, v17.2d",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[1]",
+            "uzp2 v9.2d, v18.2d, v19.2d",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[1]",
+            "uzp2 v10.2d, v20.2d, v21.2d",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[1]",
+            "uzp2 v11.2d, v22.2d, v23.2d",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            "fmul v12.4s, v0.4s, v15.s[2]",
+            "uzp1 v8.2d, v24.2d, v25.2d",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[2]",
+            "uzp1 v9.2d, v26.2d, v27.2d",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[2]",
+            "uzp1 v10.2d, v28.2d, v29.2d",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[2]",
+            "uzp1 v11.2d, v30.2d, v31.2d",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            "fmul v12.4s, v0.4s, v15.s[3]",
+            "uzp2 v8.2d, v24.2d, v25.2d",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[3]",
+            "uzp2 v9.2d, v26.2d, v27.2d",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[3]",
+            "uzp2 v10.2d, v28.2d, v29.2d",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[3]",
+            "uzp2 v11.2d, v30.2d, v31.2d",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            scale = in(reg) c.scale.as_ptr(),
+            bias = in(reg) c.bias.as_ptr(),
+            asc = in(reg) raw.a_scales(i0),
+            out = inout(reg) out => _,
+            stride = in(reg) stride,
+            in("v16") acc[0][0],
+            in("v17") acc[0][1],
+            in("v18") acc[0][2],
+            in("v19") acc[0][3],
+            in("v20") acc[0][4],
+            in("v21") acc[0][5],
+            in("v22") acc[0][6],
+            in("v23") acc[0][7],
+            in("v24") acc[1][0],
+            in("v25") acc[1][1],
+            in("v26") acc[1][2],
+            in("v27") acc[1][3],
+            in("v28") acc[1][4],
+            in("v29") acc[1][5],
+            in("v30") acc[1][6],
+            in("v31") acc[1][7],
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            options(nostack),
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! ARMv8.0 NEON int8 GEMM (no dot product: Cortex-A53/A72, Raspberry Pi 3/4).
+//!
+//! Weights in [`Layout::K4N16`]: 16 bytes of a k-group are 4 columns x 4 k. `LD2R` broadcasts
+//! the activations of two k-groups, `[a0 a1 a2 a3] x 4` each, so lane by lane they meet the
+//! weights: `SMULL` (columns 0-1 of the quad) / `SMULL2` (columns 2-3) multiply one group,
+//! `SMLAL` / `SMLAL2` add the next group's products in i16 (two products of `[-127, 127]` values
+//! are at most 32258: exact), and `SADALP` widens pairs into the i32 accumulators. Each i32 lane
+//! then holds a partial sum of one column; one `ADDP` per 4 columns finishes them.
+//!
+//! Micro-kernel: 2 rows x 16 columns, 16 accumulators + 4 activation + 8 weight + 2 product
+//! registers of the 32; per 16 k: 4 `LD2R`, 4 `LD1` (x4), 96 multiply/accumulate instructions
+//! for 512 MACs. The instruction mix bounds any ARMv8.0 kernel at 16 MACs per 3 instructions
+//! (a RowMajor kernel with 16-k vectors needs the same SMULL/SMLAL2/SADALP per 16 MACs plus one
+//! load per column, so K4N16 is also the better layout here).
+
+use super::{padded, sizes_ok, Cols, Raw};
+use crate::kernels::{reference, GemmI8, Kernels, Layout};
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+pub static NEON: Kernels = Kernels {
+    name: "neon",
+    native_layout: Layout::K4N16,
+    unsigned_activations: false,
+    quantize_rows: super::quantize_rows,
+    gemm_i8,
+    gemm_f32: reference::gemm_f32,
+    softmax: super::ops::softmax,
+    activate: super::ops::activate,
+    attention: super::ops::attention,
+    add_layer_norm: super::ops::add_layer_norm,
+};
+
+crate::kernel_test_suite!(neon_suite, &super::NEON, true);
+
+fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+    if p.w.layout == Layout::K4N16 {
+        gemm_k4n16(p, out)
+    } else {
+        reference::gemm_i8(p, out)
+    }
+}
+
+/// The K4N16 GEMM with ARMv8.0 instructions only (also the fallback of the other tables).
+pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
+    if p.w.layout != Layout::K4N16 || !sizes_ok(p, out) {
+        return reference::gemm_i8(p, out);
+    }
+    let (m, n, k) = (p.m, p.w.n, p.w.k);
+    let kg = k.div_ceil(4);
+    let steps = k / 16;
+    let tail_groups = kg - 4 * steps;
+    // SAFETY: the sizes were checked just above.
+    let raw = unsafe { Raw::new(p, out) };
+    for (panel, j0) in (0..n).step_by(16).enumerate() {
+        let base = panel * kg * 64;
+        let panel_data = &p.w.data[base..base + kg * 64];
+        let b_tail: Option<[i8; 256]> =
+            (tail_groups > 0).then(|| padded(&panel_data[256 * steps..]));
+        let t = Tile {
+            raw: &raw,
+            j0,
+            nv: (n - j0).min(16),
+            cols: Cols::load(p, j0),
+            b: panel_data.as_ptr(),
+            steps,
+            b_tail: b_tail.as_ref(),
+        };
+        let mut i = 0;
+        // SAFETY: every row passed is below m.
+        unsafe {
+            while i + 2 <= m {
+                t.rows::<2>(i);
+                i += 2;
+            }
+            if i < m {
+                t.rows::<1>(i);
+            }
+        }
+    }
+}
+
+/// One 16-column panel: `steps` full 16-k steps from `b`, then the zero-padded k tail.
+struct Tile<'a> {
+    raw: &'a Raw,
+    j0: usize,
+    nv: usize,
+    cols: Cols,
+    b: *const i8,
+    steps: usize,
+    b_tail: Option<&'a [i8; 256]>,
+}
+
+impl Tile<'_> {
+    /// Rows `i0..i0 + R` of the panel.
+    ///
+    /// # Safety
+    /// `i0 + R <= m`.
+    #[inline(always)]
+    unsafe fn rows<const R: usize>(&self, i0: usize) {
+        // SAFETY: NEON is baseline; zeroing registers only.
+        let mut acc = unsafe { [[vdupq_n_s32(0); 8]; 2] };
+        // SAFETY: rows `i0..i0 + R` exist; `steps = k / 16` steps read the first `16 steps`
+        // bytes of each row and the first `256 steps` bytes of the panel (`4 steps <= kg` groups
+        // of 64 bytes); the tail step reads 16-byte and 256-byte stack buffers (zero past k, so
+        // the padding adds 0).
+        unsafe {
+            if self.steps > 0 {
+                let a = core::array::from_fn(|r| self.raw.row(i0 + r.min(R - 1)));
+                kloop::<R>(&mut acc, a, self.b, self.steps);
+            }
+            if let Some(b_tail) = self.b_tail {
+                let tails: [[i8; 16]; R] =
+                    core::array::from_fn(|r| self.raw.row_tail(i0 + r, 16 * self.steps));
+                let a = core::array::from_fn(|r| tails[r.min(R - 1)].as_ptr());
+                kloop::<R>(&mut acc, a, b_tail.as_ptr(), 1);
+            }
+            if R == 2 && self.nv == 16 {
+                return store2x16(&acc, self.raw, i0, self.j0, &self.cols);
+            }
+            for (r, acc) in acc.iter().enumerate().take(R) {
+                let sums = [
+                    vpaddq_s32(acc[0], acc[1]),
+                    vpaddq_s32(acc[2], acc[3]),
+                    vpaddq_s32(acc[4], acc[5]),
+                    vpaddq_s32(acc[6], acc[7]),
+                ];
+                self.raw
+                    .store::<4>(i0 + r, self.j0, self.nv, &sums, &self.cols);
+            }
+        }
+    }
+}
+
+/// `steps` x 16 k of rows `a[..R]` x 16 columns into `acc[..R]`: the `asm!` loop for 2 rows,
+/// the intrinsics step for 1.
+///
+/// # Safety
+/// `16 steps` readable bytes at each `a[..R]`, `256 steps` at `b`.
+#[inline(always)]
+unsafe fn kloop<const R: usize>(
+    acc: &mut [[int32x4_t; 8]; 2],
+    a: [*const i8; 2],
+    b: *const i8,
+    steps: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if R == 2 {
+            if steps > 0 {
+                kloop2(acc, a, b, steps);
+            }
+        } else {
+            for s in 0..steps {
+                step::<R>(acc, &a.map(|p| p.add(16 * s)), b.add(256 * s));
+            }
+        }
+    }
+}
+
+/// 16 k of rows `a[..R]` x 16 columns (the leftover row). `acc[r][2 q + h]` holds columns `4 q + 2 h`, `4 q + 2 h + 1`
+/// of row `r`, two partial sums each.
+///
+/// # Safety
+/// 16 readable bytes at each `a[r]`, 256 at `b`.
+#[inline(always)]
+unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 8]; 2], a: &[*const i8; 2], b: *const i8) {
+    // SAFETY: the reads stay inside the ranges the caller guarantees.
+    unsafe {
+        for half in 0..2 {
+            let g0 = vld1q_s8_x4(b.add(128 * half));
+            let g1 = vld1q_s8_x4(b.add(128 * half + 64));
+            let w0 = [g0.0, g0.1, g0.2, g0.3];
+            let w1 = [g1.0, g1.1, g1.2, g1.3];
+            for r in 0..R {
+                let x = vld2q_dup_s32(a[r].add(8 * half) as *const i32);
+                let (x0, x1) = (vreinterpretq_s8_s32(x.0), vreinterpretq_s8_s32(x.1));
+                for q in 0..4 {
+                    let lo = vmull_s8(vget_low_s8(x0), vget_low_s8(w0[q]));
+                    let lo = vmlal_s8(lo, vget_low_s8(x1), vget_low_s8(w1[q]));
+                    let hi = vmull_high_s8(x0, w0[q]);
+                    let hi = vmlal_high_s8(hi, x1, w1[q]);
+                    acc[r][2 * q] = vpadalq_s16(acc[r][2 * q], lo);
+                    acc[r][2 * q + 1] = vpadalq_s16(acc[r][2 * q + 1], hi);
+                }
+            }
+        }
+    }
+}
+
+/// `steps >= 1` x 16 k of 2 rows x 16 columns, all in registers: per 8 k, `LD2R` puts two
+/// activation groups of row `r` in v(2r), v(2r+1), two weight groups go to v4-v7 and v8-v11,
+/// products to v12-v15, and row `r` column quad `q` half `h` accumulates in
+/// `v(16 + 8 r + 2 q + h)`. Per 16 k: 4 `LD2R`, 4 `LD1`, 96 SMULL/SMLAL/SADALP, 2 loop.
+///
+/// # Safety
+/// `16 steps` readable bytes at `a[0]` and `a[1]`, `256 steps` at `b`.
+#[inline(always)]
+unsafe fn kloop2(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 2], b: *const i8, steps: usize) {
+    // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
+    // only the declared registers.
+    unsafe {
+        asm!(
+            "2:",
+            "ld2r {{v0.4s, v1.4s}}, [{a0}], #8",
+            "ld2r {{v2.4s, v3.4s}}, [{a1}], #8",
+            "ld1 {{v4.16b-v7.16b}}, [{b}], #64",
+            "ld1 {{v8.16b-v11.16b}}, [{b}], #64",
+            "smull  v12.8h, v0.8b, v4.8b",
+            "smull  v14.8h, v2.8b, v4.8b",
+            "smull2 v13.8h, v0.16b, v4.16b",
+            "smull2 v15.8h, v2.16b, v4.16b",
+            "smlal  v12.8h, v1.8b, v8.8b",
+            "smlal  v14.8h, v3.8b, v8.8b",
+            "smlal2 v13.8h, v1.16b, v8.16b",
+            "smlal2 v15.8h, v3.16b, v8.16b",
+            "sadalp v16.4s, v12.8h",
+            "sadalp v24.4s, v14.8h",
+            "sadalp v17.4s, v13.8h",
+            "sadalp v25.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v5.8b",
+            "smull  v14.8h, v2.8b, v5.8b",
+            "smull2 v13.8h, v0.16b, v5.16b",
+            "smull2 v15.8h, v2.16b, v5.16b",
+            "smlal  v12.8h, v1.8b, v9.8b",
+            "smlal  v14.8h, v3.8b, v9.8b",
+            "smlal2 v13.8h, v1.16b, v9.16b",
+            "smlal2 v15.8h, v3.16b, v9.16b",
+            "sadalp v18.4s, v12.8h",
+            "sadalp v26.4s, v14.8h",
+            "sadalp v19.4s, v13.8h",
+            "sadalp v27.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v6.8b",
+            "smull  v14.8h, v2.8b, v6.8b",
+            "smull2 v13.8h, v0.16b, v6.16b",
+            "smull2 v15.8h, v2.16b, v6.16b",
+            "smlal  v12.8h, v1.8b, v10.8b",
+            "smlal  v14.8h, v3.8b, v10.8b",
+            "smlal2 v13.8h, v1.16b, v10.16b",
+            "smlal2 v15.8h, v3.16b, v10.16b",
+            "sadalp v20.4s, v12.8h",
+            "sadalp v28.4s, v14.8h",
+            "sadalp v21.4s, v13.8h",
+            "sadalp v29.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v7.8b",
+            "smull  v14.8h, v2.8b, v7.8b",
+            "smull2 v13.8h, v0.16b, v7.16b",
+            "smull2 v15.8h, v2.16b, v7.16b",
+            "smlal  v12.8h, v1.8b, v11.8b",
+            "smlal  v14.8h, v3.8b, v11.8b",
+            "smlal2 v13.8h, v1.16b, v11.16b",
+            "smlal2 v15.8h, v3.16b, v11.16b",
+            "sadalp v22.4s, v12.8h",
+            "sadalp v30.4s, v14.8h",
+            "sadalp v23.4s, v13.8h",
+            "sadalp v31.4s, v15.8h",
+            "ld2r {{v0.4s, v1.4s}}, [{a0}], #8",
+            "ld2r {{v2.4s, v3.4s}}, [{a1}], #8",
+            "ld1 {{v4.16b-v7.16b}}, [{b}], #64",
+            "ld1 {{v8.16b-v11.16b}}, [{b}], #64",
+            "smull  v12.8h, v0.8b, v4.8b",
+            "smull  v14.8h, v2.8b, v4.8b",
+            "smull2 v13.8h, v0.16b, v4.16b",
+            "smull2 v15.8h, v2.16b, v4.16b",
+            "smlal  v12.8h, v1.8b, v8.8b",
+            "smlal  v14.8h, v3.8b, v8.8b",
+            "smlal2 v13.8h, v1.16b, v8.16b",
+            "smlal2 v15.8h, v3.16b, v8.16b",
+            "sadalp v16.4s, v12.8h",
+            "sadalp v24.4s, v14.8h",
+            "sadalp v17.4s, v13.8h",
+            "sadalp v25.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v5.8b",
+            "smull  v14.8h, v2.8b, v5.8b",
+            "smull2 v13.8h, v0.16b, v5.16b",
+            "smull2 v15.8h, v2.16b, v5.16b",
+            "smlal  v12.8h, v1.8b, v9.8b",
+            "smlal  v14.8h, v3.8b, v9.8b",
+            "smlal2 v13.8h, v1.16b, v9.16b",
+            "smlal2 v15.8h, v3.16b, v9.16b",
+            "sadalp v18.4s, v12.8h",
+            "sadalp v26.4s, v14.8h",
+            "sadalp v19.4s, v13.8h",
+            "sadalp v27.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v6.8b",
+            "smull  v14.8h, v2.8b, v6.8b",
+            "smull2 v13.8h, v0.16b, v6.16b",
+            "smull2 v15.8h, v2.16b, v6.16b",
+            "smlal  v12.8h, v1.8b, v10.8b",
+            "smlal  v14.8h, v3.8b, v10.8b",
+            "smlal2 v13.8h, v1.16b, v10.16b",
+            "smlal2 v15.8h, v3.16b, v10.16b",
+            "sadalp v20.4s, v12.8h",
+            "sadalp v28.4s, v14.8h",
+            "sadalp v21.4s, v13.8h",
+            "sadalp v29.4s, v15.8h",
+            "smull  v12.8h, v0.8b, v7.8b",
+            "smull  v14.8h, v2.8b, v7.8b",
+            "smull2 v13.8h, v0.16b, v7.16b",
+            "smull2 v15.8h, v2.16b, v7.16b",
+            "smlal  v12.8h, v1.8b, v11.8b",
+            "smlal  v14.8h, v3.8b, v11.8b",
+            "smlal2 v13.8h, v1.16b, v11.16b",
+            "smlal2 v15.8h, v3.16b, v11.16b",
+            "sadalp v22.4s, v12.8h",
+            "sadalp v30.4s, v14.8h",
+            "sadalp v23.4s, v13.8h",
+            "sadalp v31.4s, v15.8h",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            a0 = inout(reg) a[0] => _,
+            a1 = inout(reg) a[1] => _,
+            b = inout(reg) b => _,
+            n = inout(reg) steps => _,
+            inout("v16") acc[0][0],
+            inout("v17") acc[0][1],
+            inout("v18") acc[0][2],
+            inout("v19") acc[0][3],
+            inout("v20") acc[0][4],
+            inout("v21") acc[0][5],
+            inout("v22") acc[0][6],
+            inout("v23") acc[0][7],
+            inout("v24") acc[1][0],
+            inout("v25") acc[1][1],
+            inout("v26") acc[1][2],
+            inout("v27") acc[1][3],
+            inout("v28") acc[1][4],
+            inout("v29") acc[1][5],
+            inout("v30") acc[1][6],
+            inout("v31") acc[1][7],
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// The output step of a full 2 x 16 tile straight from the registers of [`kloop2`]: per row
+/// and column quad `ADDP` (the two partial sums of each column), `SCVTF`, `FMUL` by
+/// `a_scale * w_scale`, `FADD` of the bias (no FMLA), then one `ST1` (x4) per row.
+///
+/// # Safety
+/// Rows `i0..i0 + 2` and columns `j0..j0 + 16` exist.
+#[inline(always)]
+unsafe fn store2x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, c: &Cols) {
+    // SAFETY: reads the 16 scales and biases of `c` and the row scales `i0..`, writes 16 floats
+    // of each output row (rows and columns in range: caller); only declared registers change.
+    unsafe {
+        let (out, stride) = raw.out_row(i0, j0);
+        asm!(
+            "ld1 {{v0.4s-v3.4s}}, [{scale}]",
+            "ld1 {{v4.4s-v7.4s}}, [{bias}]",
+            "ld1 {{v15.2s}}, [{asc}]",
+            "fmul v12.4s, v0.4s, v15.s[0]",
+            "addp v8.4s, v16.4s, v17.4s",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[0]",
+            "addp v9.4s, v18.4s, v19.4s",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[0]",
+            "addp v10.4s, v20.4s, v21.4s",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[0]",
+            "addp v11.4s, v22.4s, v23.4s",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            "fmul v12.4s, v0.4s, v15.s[1]",
+            "addp v8.4s, v24.4s, v25.4s",
+            "scvtf v8.4s, v8.4s",
+            "fmul v8.4s, v8.4s, v12.4s",
+            "fadd v8.4s, v8.4s, v4.4s",
+            "fmul v12.4s, v1.4s, v15.s[1]",
+            "addp v9.4s, v26.4s, v27.4s",
+            "scvtf v9.4s, v9.4s",
+            "fmul v9.4s, v9.4s, v12.4s",
+            "fadd v9.4s, v9.4s, v5.4s",
+            "fmul v12.4s, v2.4s, v15.s[1]",
+            "addp v10.4s, v28.4s, v29.4s",
+            "scvtf v10.4s, v10.4s",
+            "fmul v10.4s, v10.4s, v12.4s",
+            "fadd v10.4s, v10.4s, v6.4s",
+            "fmul v12.4s, v3.4s, v15.s[1]",
+            "addp v11.4s, v30.4s, v31.4s",
+            "scvtf v11.4s, v11.4s",
+            "fmul v11.4s, v11.4s, v12.4s",
+            "fadd v11.4s, v11.4s, v7.4s",
+            "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
+            scale = in(reg) c.scale.as_ptr(),
+            bias = in(reg) c.bias.as_ptr(),
+            asc = in(reg) raw.a_scales(i0),
+            out = inout(reg) out => _,
+            stride = in(reg) stride,
+            in("v16") acc[0][0],
+            in("v17") acc[0][1],
+            in("v18") acc[0][2],
+            in("v19") acc[0][3],
+            in("v20") acc[0][4],
+            in("v21") acc[0][5],
+            in("v22") acc[0][6],
+            in("v23") acc[0][7],
+            in("v24") acc[1][0],
+            in("v25") acc[1][1],
+            in("v26") acc[1][2],
+            in("v27") acc[1][3],
+            in("v28") acc[1][4],
+            in("v29") acc[1][5],
+            in("v30") acc[1][6],
+            in("v31") acc[1][7],
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            options(nostack),
+        );
+    }
+}

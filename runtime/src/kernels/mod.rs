@@ -1,0 +1,254 @@
+//! Matrix kernels behind one table.
+//!
+//! The model calls kernels only through [`Kernels`], so SIMD implementations plug in beside the
+//! portable [`reference`] without touching the model. [`select`] is the single dispatch point.
+//! Weights arrive in the layout the quantizer packed them in ([`pack`]); a kernel takes its fast
+//! path when the layout is its native one and otherwise defers to the reference, so any model
+//! runs correctly on any CPU.
+
+/// The kernel test suite (see `testing.rs`), defined here so that every ISA module can invoke
+/// it; it expands to nothing outside `cfg(test)`.
+/// Expands the suite for one kernel table. `$available` is evaluated at run time: tests of a
+/// table the CPU cannot run pass vacuously and say so (the qemu matrix covers every table).
+#[macro_export]
+macro_rules! kernel_test_suite {
+    ($name:ident, $kernels:expr, $available:expr) => {
+        #[cfg(test)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::kernels::testing::{check_gemm, check_quantize, Rng, LAYOUTS};
+            use $crate::kernels::Kernels;
+
+            fn table() -> Option<&'static Kernels> {
+                if $available {
+                    Some($kernels)
+                } else {
+                    std::println!(
+                        "skipped: this CPU lacks the features of {}",
+                        stringify!($name)
+                    );
+                    None
+                }
+            }
+
+            #[test]
+            fn every_small_shape() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(1);
+                for layout in LAYOUTS {
+                    for m in 1..=17 {
+                        for n in 1..=17 {
+                            for k in 1..=17 {
+                                check_gemm(t, layout, m, n, k, &mut rng);
+                            }
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn powers_of_two_and_bert_shapes() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(2);
+                let mut shapes = std::vec::Vec::new();
+                for p in 0..=8 {
+                    let d = 1usize << p;
+                    shapes.extend([(d, d, d), (d, 64, 32), (3, d, 40), (5, 24, d)]);
+                }
+                shapes.extend([
+                    (43, 500, 401),
+                    (8, 384, 384),
+                    (13, 1536, 384),
+                    (9, 384, 1536),
+                    (32, 48, 4096),
+                ]);
+                for layout in LAYOUTS {
+                    for &(m, n, k) in &shapes {
+                        check_gemm(t, layout, m, n, k, &mut rng);
+                    }
+                }
+            }
+
+            #[test]
+            fn random_shapes() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(3);
+                for _ in 0..60 {
+                    let (m, n, k) = (1 + rng.below(40), 1 + rng.below(80), 1 + rng.below(300));
+                    let layout = LAYOUTS[rng.below(3)];
+                    check_gemm(t, layout, m, n, k, &mut rng);
+                }
+            }
+
+            #[test]
+            fn quantize_rows_matches_reference() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(4);
+                for (rows, cols) in [
+                    (1, 1),
+                    (3, 7),
+                    (2, 16),
+                    (5, 33),
+                    (4, 384),
+                    (2, 1536),
+                    (7, 100),
+                ] {
+                    check_quantize(t, rows, cols, &mut rng);
+                }
+            }
+        }
+    };
+}
+
+pub mod pack;
+pub mod reference;
+pub mod vector;
+#[cfg(test)]
+#[macro_use]
+pub(crate) mod testing;
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+pub use pack::Layout;
+
+use crate::format::Activation;
+
+/// An int8 weight matrix `[n, k]` (row `j` holds the weights of output `j`) in `layout`, with
+/// one scale per row: `w[j][i] ≈ data[layout.index(k, j, i)] * scales[j]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PackedI8<'a> {
+    pub layout: Layout,
+    pub data: &'a [i8],
+    pub scales: &'a [f32],
+    /// `sum_i w[j][i]` per row, for kernels with unsigned activations (present for packed layouts).
+    pub row_sums: Option<&'a [i32]>,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl PackedI8<'_> {
+    /// The int8 value of `w[row][col]`.
+    #[inline]
+    pub fn at(&self, row: usize, col: usize) -> i8 {
+        self.data[self.layout.index(self.k, row, col)]
+    }
+}
+
+/// A weight matrix `[n, k]` as stored in the file.
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    I8(PackedI8<'a>),
+    F32(&'a [f32]),
+}
+
+/// `out[m][n] = bias[n] + a_scales[m] * w.scales[n] * sum_k a[m][k] * w[n][k]`: int8 operands,
+/// exact i32 accumulation. `a` is row-major `[m, k]`, encoded as the same table's
+/// `quantize_rows` wrote it (see [`Kernels::unsigned_activations`]).
+///
+/// Every implementation must produce bit-identical outputs: the exact i32 sum, then
+/// [`reference::dequantize`] (`acc as f32 * (a_scale * w_scale) + bias`, no fused multiply-add).
+#[derive(Debug, Clone, Copy)]
+pub struct GemmI8<'a> {
+    pub m: usize,
+    pub a: &'a [i8],
+    pub a_scales: &'a [f32],
+    pub w: PackedI8<'a>,
+    pub bias: Option<&'a [f32]>,
+}
+
+/// `out[m][n] = bias[n] + sum_k a[m][k] * w[n][k]` with f32 activations (int8 weights are
+/// dequantised on the fly): the reference path and the small f32 head layers.
+#[derive(Debug, Clone, Copy)]
+pub struct GemmF32<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a [f32],
+    pub w: Weights<'a>,
+    pub bias: Option<&'a [f32]>,
+}
+
+/// The kernel table: one function per operation, chosen once.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// Name of the implementation, shown by `bertq info`.
+    pub name: &'static str,
+    /// The weight layout whose fast path this table has (the quantizer's `--pack` target).
+    pub native_layout: Layout,
+    /// Activations are stored as `q + 128` (u8 bits) instead of `q` (x86 VNNI multiplies u8 by i8).
+    pub unsigned_activations: bool,
+    /// Symmetric dynamic quantization of each row of `x` (`cols` wide) to int8, one scale per row.
+    pub quantize_rows: fn(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]),
+    pub gemm_i8: fn(p: &GemmI8<'_>, out: &mut [f32]),
+    pub gemm_f32: fn(p: &GemmF32<'_>, out: &mut [f32]),
+    /// Softmax of one row in place.
+    pub softmax: fn(x: &mut [f32]),
+    /// The feed-forward activation in place.
+    pub activate: fn(act: Activation, x: &mut [f32]),
+    /// Multi-head attention of one layer.
+    pub attention: fn(a: &mut vector::Attention<'_>),
+    /// `x = LayerNorm(x + residual)` row by row.
+    pub add_layer_norm: AddLayerNorm,
+}
+
+/// `fn(x, residual, gamma, beta, eps)`: `x = LayerNorm(x + residual)` row by row.
+pub type AddLayerNorm =
+    fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
+
+/// The portable scalar kernels.
+pub static REFERENCE: Kernels = Kernels {
+    name: "reference",
+    native_layout: Layout::RowMajor,
+    unsigned_activations: false,
+    quantize_rows: reference::quantize_rows,
+    gemm_i8: reference::gemm_i8,
+    gemm_f32: reference::gemm_f32,
+    softmax: reference::softmax,
+    activate: reference::activate,
+    attention: reference::attention,
+    add_layer_norm: reference::add_layer_norm,
+};
+
+/// The environment variable that forces a kernel table by name (e.g. `BERTQ_KERNELS=avx2`), so
+/// one binary can compare every path this CPU supports.
+pub const OVERRIDE_ENV: &str = "BERTQ_KERNELS";
+
+/// Picks the kernels for this CPU: the single dispatch point. Honours [`OVERRIDE_ENV`] (std)
+/// when it names a table this CPU supports; otherwise the fastest available.
+pub fn select() -> &'static Kernels {
+    #[cfg(feature = "std")]
+    if let Some(k) = std::env::var(OVERRIDE_ENV).ok().and_then(|n| by_name(&n)) {
+        return k;
+    }
+    best()
+}
+
+/// The fastest table this CPU supports (runtime detection with `std`, target features without).
+pub fn best() -> &'static Kernels {
+    #[cfg(target_arch = "x86_64")]
+    return x86_64::best();
+    #[cfg(target_arch = "aarch64")]
+    return aarch64::best();
+    #[allow(unreachable_code)]
+    &REFERENCE
+}
+
+/// A table by name (`reference`, `avx2`, `avx512vnni`, `neon`, `dotprod`, `i8mm`), if this CPU
+/// supports it.
+pub fn by_name(name: &str) -> Option<&'static Kernels> {
+    if name == REFERENCE.name {
+        return Some(&REFERENCE);
+    }
+    #[cfg(target_arch = "x86_64")]
+    return x86_64::by_name(name);
+    #[cfg(target_arch = "aarch64")]
+    return aarch64::by_name(name);
+    #[allow(unreachable_code)]
+    None
+}
+
+/// Names of every table compiled into this build (supported by this CPU or not).
+pub const ALL_NAMES: &[&str] = &["reference", "avx2", "avx512vnni", "neon", "dotprod", "i8mm"];

@@ -1,0 +1,96 @@
+//! Weight layouts: how an int8 `[n, k]` matrix is ordered in the file so that a kernel streams
+//! it with plain sequential loads. The quantizer packs once, offline; loading never repacks.
+//!
+//! - [`Layout::RowMajor`]: `w[r][c]` at `r * k + c`.
+//! - [`Layout::K4N16`]: for SDOT (aarch64 dot product) and VNNI (x86 `vpdpbusd`), which both
+//!   reduce 4 consecutive k into one i32 lane. Panels of 16 output rows; in each panel, k-group
+//!   `g` holds 64 bytes: `w[16p + c][4g + j]` at byte `64 (p * kg + g) + 4c + j`.
+//!   `k` is zero-padded to a multiple of 4, `n` to a multiple of 16.
+//! - [`Layout::K8N8`]: for i8mm `SMMLA` (2x8 by 8x2 tiles). Panels of 8 output rows; k-group `g`
+//!   holds 64 bytes: `w[8p + 2q + r][8g + j]` at byte `64 (p * kg + g) + 16q + 8r + j`.
+//!   `k` is zero-padded to a multiple of 8, `n` to a multiple of 8.
+
+pub use crate::format::Layout;
+
+impl Layout {
+    /// `(rows per panel, k per group)`; `(1, 1)` for row-major.
+    pub const fn tile(self) -> (usize, usize) {
+        match self {
+            Layout::RowMajor => (1, 1),
+            Layout::K4N16 => (16, 4),
+            Layout::K8N8 => (8, 8),
+        }
+    }
+
+    /// Bytes of a packed `[n, k]` matrix (with padding), or `None` on overflow.
+    pub fn packed_len(self, n: usize, k: usize) -> Option<usize> {
+        let (nr, kr) = self.tile();
+        n.checked_next_multiple_of(nr)?
+            .checked_mul(k.checked_next_multiple_of(kr)?)
+    }
+
+    /// Position of logical element `[row, col]` in the packed data.
+    #[inline]
+    pub fn index(self, k: usize, row: usize, col: usize) -> usize {
+        match self {
+            Layout::RowMajor => row * k + col,
+            Layout::K4N16 => {
+                let kg = k.div_ceil(4);
+                let (p, c) = (row / 16, row % 16);
+                let (g, j) = (col / 4, col % 4);
+                64 * (p * kg + g) + 4 * c + j
+            }
+            Layout::K8N8 => {
+                let kg = k.div_ceil(8);
+                let (p, rr) = (row / 8, row % 8);
+                let (q, r) = (rr / 2, rr % 2);
+                let (g, j) = (col / 8, col % 8);
+                64 * (p * kg + g) + 16 * q + 8 * r + j
+            }
+        }
+    }
+}
+
+/// Packs a row-major `[n, k]` int8 matrix into `layout` (padding with zeros).
+#[cfg(feature = "std")]
+pub fn pack(layout: Layout, w: &[i8], n: usize, k: usize) -> Vec<i8> {
+    let len = layout.packed_len(n, k).expect("matrix size overflows");
+    let mut out = vec![0i8; len];
+    for r in 0..n {
+        for c in 0..k {
+            out[layout.index(k, r, c)] = w[r * k + c];
+        }
+    }
+    out
+}
+
+/// Per-row sums of a row-major `[n, k]` int8 matrix: the correction term for kernels that
+/// compute with unsigned activations (`(a + 128) . w = a . w + 128 * sum(w)`, x86 VNNI).
+#[cfg(feature = "std")]
+pub fn row_sums(w: &[i8], n: usize, k: usize) -> Vec<i32> {
+    (0..n)
+        .map(|r| w[r * k..(r + 1) * k].iter().map(|&x| x as i32).sum())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_is_a_bijection_into_the_padded_buffer() {
+        for layout in [Layout::RowMajor, Layout::K4N16, Layout::K8N8] {
+            for (n, k) in [(1, 1), (16, 4), (17, 5), (33, 43), (8, 8)] {
+                let len = layout.packed_len(n, k).unwrap();
+                let mut seen = vec![false; len];
+                for r in 0..n {
+                    for c in 0..k {
+                        let i = layout.index(k, r, c);
+                        assert!(i < len && !seen[i], "{layout:?} {n}x{k} [{r},{c}]");
+                        seen[i] = true;
+                    }
+                }
+            }
+        }
+    }
+}

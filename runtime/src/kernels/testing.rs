@@ -1,0 +1,113 @@
+//! The test suite every kernel table gets (like tract's kernel-declaring macro): each ISA module
+//! invokes [`kernel_test_suite!`] for its table, and the same tests compare it with the portable
+//! reference, bit for bit, on every weight layout.
+//!
+//! Shapes: every (M, N, K) in 1..=17 (edges of every tile and unroll), powers of two to 256,
+//! BERT-like shapes and odd ones (43 x 500 x 401); plus seeded random shapes (property tests).
+
+use super::pack::{self, Layout};
+use super::{GemmI8, Kernels, PackedI8, REFERENCE};
+
+/// A small deterministic generator (SplitMix64) so the suite needs no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / 16_777_216.0 * 2.0 - 1.0
+    }
+    pub fn i8(&mut self) -> i8 {
+        // Full symmetric range, with the extremes over-represented (they find overflow bugs).
+        match self.below(8) {
+            0 => 127,
+            1 => -127,
+            _ => (self.below(255) as i32 - 127) as i8,
+        }
+    }
+}
+
+pub const LAYOUTS: [Layout; 3] = [Layout::RowMajor, Layout::K4N16, Layout::K8N8];
+
+/// Checks one GEMM of `kernels` against the reference, bit for bit. Activations go through each
+/// table's own `quantize_rows` from the same f32 input, so activation encodings may differ.
+pub fn check_gemm(kernels: &Kernels, layout: Layout, m: usize, n: usize, k: usize, rng: &mut Rng) {
+    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
+    let w_scales: Vec<f32> = (0..n).map(|_| rng.f32().abs() * 0.05 + 1e-3).collect();
+    let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    let packed = pack::pack(layout, &w, n, k);
+    let sums = pack::row_sums(&w, n, k);
+
+    let run = |t: &Kernels, data: &[i8], layout: Layout| {
+        let mut q = vec![0i8; m * k];
+        let mut s = vec![0f32; m];
+        (t.quantize_rows)(&x, k, &mut q, &mut s);
+        let mut out = vec![f32::NAN; m * n];
+        let p = GemmI8 {
+            m,
+            a: &q,
+            a_scales: &s,
+            w: PackedI8 {
+                layout,
+                data,
+                scales: &w_scales,
+                row_sums: Some(&sums),
+                n,
+                k,
+            },
+            bias: Some(&bias),
+        };
+        (t.gemm_i8)(&p, &mut out);
+        out
+    };
+    let expected = run(&REFERENCE, &w, Layout::RowMajor);
+    let actual = run(kernels, &packed, layout);
+    for (idx, (e, a)) in expected.iter().zip(&actual).enumerate() {
+        assert!(
+            e.to_bits() == a.to_bits(),
+            "{} {layout:?} m={m} n={n} k={k}: out[{}][{}] = {a}, reference {e}",
+            kernels.name,
+            idx / n,
+            idx % n
+        );
+    }
+}
+
+/// Checks that `quantize_rows` encodes the same values and scales as the reference.
+pub fn check_quantize(kernels: &Kernels, rows: usize, cols: usize, rng: &mut Rng) {
+    let mut x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 10.0).collect();
+    if rows > 1 {
+        x[cols..2 * cols].fill(0.0); // an all-zero row
+    }
+    let (mut q0, mut s0) = (vec![0i8; rows * cols], vec![0f32; rows]);
+    let (mut q1, mut s1) = (vec![0i8; rows * cols], vec![0f32; rows]);
+    (REFERENCE.quantize_rows)(&x, cols, &mut q0, &mut s0);
+    (kernels.quantize_rows)(&x, cols, &mut q1, &mut s1);
+    let offset = if kernels.unsigned_activations {
+        0x80u8
+    } else {
+        0
+    };
+    for (i, (a, b)) in q0.iter().zip(&q1).enumerate() {
+        assert_eq!(
+            *a as u8,
+            (*b as u8) ^ offset,
+            "{}: q[{i}] of {rows}x{cols}",
+            kernels.name
+        );
+    }
+    for (a, b) in s0.iter().zip(&s1) {
+        assert_eq!(a.to_bits(), b.to_bits(), "{}: scale", kernels.name);
+    }
+}
+
+kernel_test_suite!(reference_suite, &REFERENCE, true);

@@ -1,0 +1,116 @@
+//! x86-64 kernel tables: AVX2, and AVX-512 VNNI.
+
+/// Compiles the portable vector kernels ([`super::vector`]) for a table's target features:
+/// defines `softmax`, `activate`, `attention`, `add_layer_norm` and `quantize_rows_signed`.
+/// Only expand it in a module whose table is selected solely when those features are present.
+macro_rules! vector_ops {
+    ($features:literal) => {
+        mod ops {
+            use crate::format::Activation;
+            use crate::kernels::vector;
+
+            #[target_feature(enable = $features)]
+            unsafe fn softmax_impl(x: &mut [f32]) {
+                vector::softmax(x)
+            }
+            pub fn softmax(x: &mut [f32]) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { softmax_impl(x) }
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn activate_impl(act: Activation, x: &mut [f32]) {
+                vector::activate(act, x)
+            }
+            pub fn activate(act: Activation, x: &mut [f32]) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { activate_impl(act, x) }
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn attention_impl(a: &mut vector::Attention<'_>) {
+                vector::attention(a, |row| vector::softmax(row))
+            }
+            pub fn attention(a: &mut vector::Attention<'_>) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { attention_impl(a) }
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn add_layer_norm_impl(
+                x: &mut [f32],
+                residual: Option<&[f32]>,
+                gamma: &[f32],
+                beta: &[f32],
+                eps: f32,
+            ) {
+                vector::add_layer_norm(x, residual, gamma, beta, eps)
+            }
+            pub fn add_layer_norm(
+                x: &mut [f32],
+                residual: Option<&[f32]>,
+                gamma: &[f32],
+                beta: &[f32],
+                eps: f32,
+            ) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { add_layer_norm_impl(x, residual, gamma, beta, eps) }
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn quantize_rows_impl<const OFFSET: bool>(
+                x: &[f32],
+                cols: usize,
+                q: &mut [i8],
+                scales: &mut [f32],
+            ) {
+                vector::quantize_rows(x, cols, q, scales);
+                if OFFSET {
+                    for v in q.iter_mut() {
+                        *v = (*v as u8 ^ 0x80) as i8;
+                    }
+                }
+            }
+            #[allow(dead_code)]
+            pub fn quantize_rows_signed(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { quantize_rows_impl::<false>(x, cols, q, scales) }
+            }
+            #[allow(dead_code)]
+            pub fn quantize_rows_unsigned(
+                x: &[f32],
+                cols: usize,
+                q: &mut [i8],
+                scales: &mut [f32],
+            ) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { quantize_rows_impl::<true>(x, cols, q, scales) }
+            }
+        }
+    };
+}
+
+pub mod avx2;
+pub mod avx512vnni;
+
+use super::Kernels;
+
+/// The fastest table this CPU supports.
+pub fn best() -> &'static Kernels {
+    if avx512vnni::available() {
+        &avx512vnni::AVX512VNNI
+    } else if avx2::available() {
+        &avx2::AVX2
+    } else {
+        &super::REFERENCE
+    }
+}
+
+/// A table by name, if this CPU supports it.
+pub fn by_name(name: &str) -> Option<&'static Kernels> {
+    match name {
+        "avx512vnni" if avx512vnni::available() => Some(&avx512vnni::AVX512VNNI),
+        "avx2" if avx2::available() => Some(&avx2::AVX2),
+        _ => None,
+    }
+}

@@ -1,0 +1,149 @@
+//! A loaded model: the validated file, the encoder, the task head, the tokenizer and the labels,
+//! all borrowing the file's bytes.
+
+pub mod bert;
+
+pub use bert::{Encoder, Precision, Scratch, MAX_LAYERS};
+
+use crate::format::{names, LoadError, ModelConfig, ModelFile, TaskHead};
+use crate::heads::Head;
+use crate::tokenizer::{Tokenizer, Vocab};
+
+/// The label names (`id2label`), stored as a string table in the file.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    strings: &'a str,
+    offsets: &'a [u32],
+}
+
+impl<'a> Labels<'a> {
+    fn load(file: &ModelFile<'a>) -> Result<Self, LoadError> {
+        let (Some(s), Some(o)) = (
+            file.find(names::LABEL_STRINGS),
+            file.find(names::LABEL_OFFSETS),
+        ) else {
+            return Ok(Labels {
+                strings: "",
+                offsets: &[],
+            });
+        };
+        let strings = core::str::from_utf8(s.u8s()?).map_err(|_| LoadError::InvalidLabels)?;
+        let offsets = o.u32s()?;
+        let ok = offsets.first() == Some(&0)
+            && offsets.windows(2).all(|w| w[0] <= w[1])
+            && offsets.last().is_some_and(|&e| e as usize == strings.len())
+            && offsets
+                .iter()
+                .all(|&x| strings.is_char_boundary(x as usize));
+        if !ok {
+            return Err(LoadError::InvalidLabels);
+        }
+        Ok(Labels { strings, offsets })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn get(&self, id: usize) -> Option<&'a str> {
+        let (&a, &b) = (self.offsets.get(id)?, self.offsets.get(id + 1)?);
+        self.strings.get(a as usize..b as usize)
+    }
+    /// The `entity_group` Hugging Face reports: the label after its first `-` (`B-EMAIL` ->
+    /// `EMAIL`), or the whole label (`O`).
+    pub fn entity_group(&self, id: usize) -> &'a str {
+        let l = self.get(id).unwrap_or("");
+        l.split_once('-').map_or(l, |(_, rest)| rest)
+    }
+    /// The BIO reading of a label used to decide grouping: `(is_begin, tag)`. Labels without a
+    /// `B-`/`I-` prefix count as `I-` of themselves (Hugging Face's `get_tag`).
+    pub fn bio_tag(&self, id: usize) -> (bool, &'a str) {
+        let l = self.get(id).unwrap_or("");
+        if let Some(t) = l.strip_prefix("B-") {
+            (true, t)
+        } else {
+            (false, l.strip_prefix("I-").unwrap_or(l))
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// Everything needed to run a model, borrowed from the model file's bytes.
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    pub file: ModelFile<'a>,
+    pub encoder: Encoder<'a>,
+    pub head: Head<'a>,
+    pub tokenizer: Tokenizer<'a>,
+    pub labels: Labels<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Validates and loads a model from its bytes (zero-copy; the bytes must be 4-byte aligned).
+    pub fn load(bytes: &'a [u8]) -> Result<Self, LoadError> {
+        let file = ModelFile::parse(bytes)?;
+        let encoder = Encoder::load(&file)?;
+        let labels = Labels::load(&file)?;
+        let head = Head::load(&file, &encoder.config, labels.len())?;
+        let vocab = Vocab::from_parts(
+            file.tensor(names::VOCAB_STRINGS)?.u8s()?,
+            file.tensor(names::VOCAB_OFFSETS)?.u32s()?,
+            file.tensor(names::VOCAB_INDEX)?.u32s()?,
+        )
+        .map_err(|_| LoadError::Tokenizer("vocabulary tables are inconsistent"))?;
+        if vocab.len() > encoder.config.vocab_size as usize {
+            return Err(LoadError::Tokenizer(
+                "vocabulary has more tokens than the embedding table",
+            ));
+        }
+        let tokenizer = Tokenizer::new(vocab, file.header.tokenizer)
+            .map_err(|_| LoadError::Tokenizer("settings do not fit the vocabulary"))?;
+        Ok(Model {
+            file,
+            encoder,
+            head,
+            tokenizer,
+            labels,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.encoder.config
+    }
+    pub fn task(&self) -> TaskHead {
+        self.file.header.task
+    }
+    pub fn name(&self) -> &'a str {
+        self.file.header.name
+    }
+
+    /// The longest sequence a session of this model can be created for.
+    pub fn max_sequence_length(&self) -> usize {
+        let c = self.config();
+        let tok = self.file.header.tokenizer.model_max_length;
+        let pos = c.max_position_embeddings as usize;
+        if tok == 0 {
+            pos
+        } else {
+            pos.min(tok as usize)
+        }
+    }
+
+    /// Parameter count of the encoder and head.
+    pub fn parameter_count(&self) -> usize {
+        let c = self.config();
+        let (h, i, l) = (
+            c.hidden_size as usize,
+            c.intermediate_size as usize,
+            c.num_layers as usize,
+        );
+        let emb =
+            (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) as usize * h + 2 * h;
+        let layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h;
+        emb + l * layer + self.head.parameter_count()
+    }
+}

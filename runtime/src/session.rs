@@ -1,0 +1,382 @@
+//! A session: all working memory for one model at a chosen maximum sequence length, sized once.
+//! [`Session::run`] then tokenizes, runs the encoder and decodes the head without allocating.
+//!
+//! On `no_std` the caller supplies the memory ([`SessionMemory`], sized by [`MemorySizes`]);
+//! with `std`, [`Session::with_owned_memory`] allocates it once.
+
+use crate::heads::{self, Entity, Head};
+use crate::kernels::{self, Kernels};
+use crate::model::{Model, Precision, Scratch};
+use crate::tokenizer::{Encoded, Token, TokenizerError};
+use core::fmt;
+
+/// How much memory of each kind a session needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySizes {
+    pub tokens: usize,
+    pub f32s: usize,
+    pub i8s: usize,
+    pub entities: usize,
+    pub indices: usize,
+}
+
+impl MemorySizes {
+    pub fn for_model(model: &Model<'_>, max_seq: usize) -> Self {
+        let c = model.config();
+        let labels = model.labels.len().max(1);
+        MemorySizes {
+            tokens: max_seq,
+            f32s: Scratch::f32_len(c, max_seq) + model.head.output_len(c, max_seq),
+            i8s: Scratch::i8_len(c, max_seq),
+            entities: max_seq,
+            indices: labels,
+        }
+    }
+
+    /// Total bytes.
+    pub fn bytes(&self) -> usize {
+        self.tokens * core::mem::size_of::<Token>()
+            + self.f32s * 4
+            + self.i8s
+            + self.entities * core::mem::size_of::<Entity>()
+            + self.indices * 4
+    }
+}
+
+/// Caller-provided working memory (e.g. static arrays on bare metal).
+#[derive(Debug)]
+pub struct SessionMemory<'m> {
+    pub tokens: &'m mut [Token],
+    pub f32s: &'m mut [f32],
+    pub i8s: &'m mut [i8],
+    pub entities: &'m mut [Entity],
+    pub indices: &'m mut [u32],
+}
+
+impl SessionMemory<'_> {
+    fn fits(&self, s: &MemorySizes) -> bool {
+        self.tokens.len() >= s.tokens
+            && self.f32s.len() >= s.f32s
+            && self.i8s.len() >= s.i8s
+            && self.entities.len() >= s.entities
+            && self.indices.len() >= s.indices
+    }
+}
+
+/// Where a session's memory lives: borrowed ([`SessionMemory`]) or owned ([`OwnedMemory`]).
+pub trait Storage {
+    fn memory(&mut self) -> SessionMemory<'_>;
+}
+
+impl Storage for SessionMemory<'_> {
+    fn memory(&mut self) -> SessionMemory<'_> {
+        SessionMemory {
+            tokens: self.tokens,
+            f32s: self.f32s,
+            i8s: self.i8s,
+            entities: self.entities,
+            indices: self.indices,
+        }
+    }
+}
+
+/// Session memory allocated once, at session creation.
+#[cfg(feature = "std")]
+#[derive(Debug)]
+pub struct OwnedMemory {
+    tokens: Vec<Token>,
+    f32s: Vec<f32>,
+    i8s: Vec<i8>,
+    entities: Vec<Entity>,
+    indices: Vec<u32>,
+}
+
+#[cfg(feature = "std")]
+impl OwnedMemory {
+    pub fn new(s: &MemorySizes) -> Self {
+        OwnedMemory {
+            tokens: vec![Token::default(); s.tokens],
+            f32s: vec![0.0; s.f32s],
+            i8s: vec![0; s.i8s],
+            entities: vec![Entity::default(); s.entities],
+            indices: vec![0; s.indices],
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Storage for OwnedMemory {
+    fn memory(&mut self) -> SessionMemory<'_> {
+        SessionMemory {
+            tokens: &mut self.tokens,
+            f32s: &mut self.f32s,
+            i8s: &mut self.i8s,
+            entities: &mut self.entities,
+            indices: &mut self.indices,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// The maximum sequence length must be at least 2 (`[CLS]` and `[SEP]`) and at most the model's.
+    BadMaxSequence { requested: usize, max: usize },
+    /// The supplied memory is smaller than [`MemorySizes::for_model`] asks for.
+    MemoryTooSmall,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::BadMaxSequence { requested, max } => write!(
+                f,
+                "maximum sequence length {requested} is out of range (2..={max} for this model)"
+            ),
+            SessionError::MemoryTooSmall => write!(f, "session memory is too small for this model"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunError {
+    Tokenizer(TokenizerError),
+    /// Ids out of the vocabulary, token types out of range, or a sequence longer than the session.
+    InvalidInput,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Tokenizer(e) => write!(f, "tokenizer: {e}"),
+            RunError::InvalidInput => write!(
+                f,
+                "invalid input: token ids or types out of range, or too many tokens for the session"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RunError {}
+#[cfg(feature = "std")]
+impl std::error::Error for SessionError {}
+
+/// What the head produced.
+#[derive(Debug)]
+pub enum TaskOutput<'s> {
+    /// Scores per label (softmax, or sigmoid for multi-label) and label ids by descending score.
+    Classification {
+        scores: &'s [f32],
+        ranking: &'s [u32],
+    },
+    /// Entities in text order.
+    Entities(&'s [Entity]),
+    /// The pooled (and, if configured, normalised) sentence embedding.
+    Embedding(&'s [f32]),
+}
+
+/// The result of [`Session::run`], borrowing the session's memory.
+#[derive(Debug)]
+pub struct Output<'s> {
+    /// The tokens of the text (with offsets), as fed to the model.
+    pub tokens: &'s [Token],
+    /// Token counts, and whether the text was truncated to fit the session.
+    pub encoded: Encoded,
+    pub task: TaskOutput<'s>,
+}
+
+/// A model plus preallocated memory for sequences of up to `max_seq` tokens.
+#[derive(Debug)]
+pub struct Session<'m, 'a, S: Storage> {
+    model: &'m Model<'a>,
+    storage: S,
+    max_seq: usize,
+    kernels: &'static Kernels,
+    precision: Precision,
+}
+
+#[cfg(feature = "std")]
+impl<'m, 'a> Session<'m, 'a, OwnedMemory> {
+    /// Allocates the session's memory (the only allocation a session ever makes).
+    pub fn with_owned_memory(model: &'m Model<'a>, max_seq: usize) -> Result<Self, SessionError> {
+        let sizes = MemorySizes::for_model(model, max_seq);
+        Self::new(model, max_seq, OwnedMemory::new(&sizes))
+    }
+}
+
+impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
+    pub fn new(model: &'m Model<'a>, max_seq: usize, mut storage: S) -> Result<Self, SessionError> {
+        let max = model.max_sequence_length();
+        if max_seq < 2 || max_seq > max {
+            return Err(SessionError::BadMaxSequence {
+                requested: max_seq,
+                max,
+            });
+        }
+        if !storage
+            .memory()
+            .fits(&MemorySizes::for_model(model, max_seq))
+        {
+            return Err(SessionError::MemoryTooSmall);
+        }
+        Ok(Session {
+            model,
+            storage,
+            max_seq,
+            kernels: kernels::select(),
+            precision: Precision::Int8,
+        })
+    }
+
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+    pub fn max_seq(&self) -> usize {
+        self.max_seq
+    }
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+    /// `Precision::F32` runs the same model code with f32 activations (verification reference).
+    pub fn set_precision(&mut self, p: Precision) {
+        self.precision = p;
+    }
+    /// Overrides the kernel table (to compare implementations in one binary).
+    pub fn set_kernels(&mut self, k: &'static Kernels) {
+        self.kernels = k;
+    }
+
+    /// Runs the encoder on token ids; returns the last hidden states `[ids.len(), hidden]`.
+    pub fn run_ids(
+        &mut self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+    ) -> Result<&[f32], RunError> {
+        let model = self.model;
+        if ids.is_empty() || !model.encoder.check_input(ids, token_types, self.max_seq) {
+            return Err(RunError::InvalidInput);
+        }
+        let c = model.config();
+        let mem = self.storage.memory();
+        let (scratch_f32, _) = mem.f32s.split_at_mut(Scratch::f32_len(c, self.max_seq));
+        let mut scratch =
+            Scratch::carve(c, ids.len(), scratch_f32, mem.i8s).ok_or(RunError::InvalidInput)?;
+        let input = |t: usize| (ids[t], token_types.map_or(0, |tt| tt[t]));
+        model
+            .encoder
+            .forward(self.kernels, self.precision, ids.len(), input, &mut scratch);
+        let n = ids.len() * c.hidden_size as usize;
+        Ok(&scratch.hidden[..n])
+    }
+
+    /// Tokenizes `text`, runs the model and decodes the task output. Allocates nothing.
+    /// Texts longer than the session are truncated; `Output::encoded.truncated` says so.
+    pub fn run(&mut self, text: &str) -> Result<Output<'_>, RunError> {
+        let max_seq = self.max_seq;
+        let tokenizer = &self.model.tokenizer;
+        let mem = self.storage.memory();
+        let encoded = tokenizer
+            .encode(text, &mut mem.tokens[..max_seq])
+            .map_err(RunError::Tokenizer)?;
+        infer(
+            self.model,
+            self.kernels,
+            self.precision,
+            max_seq,
+            mem,
+            encoded,
+        )
+    }
+
+    /// Runs the model and its head on token ids that are already tokenized (e.g. a benchmark's
+    /// synthetic input). Offsets are zero; entities then carry no text positions.
+    pub fn run_token_ids(&mut self, ids: &[u32]) -> Result<Output<'_>, RunError> {
+        let model = self.model;
+        if ids.is_empty() || !model.encoder.check_input(ids, None, self.max_seq) {
+            return Err(RunError::InvalidInput);
+        }
+        let mem = self.storage.memory();
+        for (t, &id) in mem.tokens.iter_mut().zip(ids) {
+            *t = Token {
+                id,
+                word: 0,
+                ..Token::default()
+            };
+        }
+        let encoded = Encoded {
+            len: ids.len(),
+            total: ids.len(),
+            truncated: false,
+        };
+        infer(
+            model,
+            self.kernels,
+            self.precision,
+            self.max_seq,
+            mem,
+            encoded,
+        )
+    }
+}
+
+/// Encoder and head over the first `encoded.len` tokens in `mem`.
+fn infer<'s>(
+    model: &Model<'_>,
+    kernels: &'static Kernels,
+    precision: Precision,
+    max_seq: usize,
+    mem: SessionMemory<'s>,
+    encoded: Encoded,
+) -> Result<Output<'s>, RunError> {
+    let c = model.config();
+    let h = c.hidden_size as usize;
+    let SessionMemory {
+        tokens,
+        f32s,
+        i8s,
+        entities,
+        indices,
+    } = mem;
+    let seq = encoded.len;
+    let tokens = &tokens[..seq];
+    let (scratch_f32, head_out) = f32s.split_at_mut(Scratch::f32_len(c, max_seq));
+    let mut scratch = Scratch::carve(c, seq, scratch_f32, i8s).ok_or(RunError::InvalidInput)?;
+    // Ids come from the vocabulary (checked against the embedding table at load) or were checked
+    // by the caller, and `seq <= max_seq <= max_position_embeddings`.
+    model
+        .encoder
+        .forward(kernels, precision, seq, |t| (tokens[t].id, 0), &mut scratch);
+    let hidden = &scratch.hidden[..seq * h];
+    let task = match model.head {
+        Head::Embedding { pooling, normalize } => {
+            heads::pool_embedding(hidden, h, pooling, normalize, head_out);
+            TaskOutput::Embedding(&head_out[..h])
+        }
+        Head::SequenceClassification {
+            pooler,
+            classifier,
+            multi_label,
+        } => {
+            let scores =
+                heads::classify(kernels, &pooler, &classifier, multi_label, hidden, head_out);
+            let ranking = &mut indices[..scores.len()];
+            heads::rank(scores, ranking);
+            TaskOutput::Classification { scores, ranking }
+        }
+        Head::TokenClassification { classifier } => {
+            let n = classifier.n;
+            let logits = &mut head_out[..seq * n];
+            heads::token_logits(kernels, &classifier, hidden, seq, logits);
+            let count = heads::group_entities(&model.labels, tokens, logits, n, &["O"], entities);
+            TaskOutput::Entities(&entities[..count])
+        }
+    };
+    Ok(Output {
+        tokens,
+        encoded,
+        task,
+    })
+}

@@ -1,0 +1,131 @@
+//! `Session::run` performs zero heap allocations: tokenization, inference and decoding, for every
+//! task head and both precisions. A counting global allocator watches this thread.
+
+use bertq_quantize::WeightPrecision;
+use bertq_runtime::{Model, Precision, Session};
+use bertq_tests::random_bert::{write_hf_dir_with_head, RandomConfig, RandomHead};
+use bertq_tests::{convert, default_model, minilm_dir};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Only the measuring thread counts: the test harness allocates on its own threads.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note_allocation() {
+    if COUNTING.try_with(|c| c.get()).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; counting has no effect on the
+// memory handed out.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Runs `f` and returns how many allocations it made on this thread.
+fn count_allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+const TEXTS: &[&str] = &[
+    "My name is Sarah Connor and my e-mail is sarah.connor@example.com.",
+    "",
+    "   ",
+    "Call +1 (555) 010-9999 or visit https://example.org/a?b=c.",
+    "Ça coûte 12,50 € à Zürich — naïve café résumé.",
+    "中文字符和日本語のテキスト 🙂👍🏽 emoji",
+    "[CLS] [MASK] literal special tokens [SEP]",
+    "control\u{0}\u{7}chars\u{200b}and\u{feff}zero width",
+];
+
+fn long_text() -> String {
+    "The quick brown fox jumps over the lazy dog near 221B Baker Street. ".repeat(60)
+}
+
+fn assert_run_allocates_nothing(model: &Model<'_>, max_seq: usize) {
+    let long = long_text();
+    // The session's memory is allocated here, once.
+    let mut session = Session::with_owned_memory(model, max_seq).unwrap();
+    for precision in [Precision::Int8, Precision::F32] {
+        session.set_precision(precision);
+        session.run(TEXTS[0]).unwrap(); // warm-up (lazy statics, if any)
+        let allocations = count_allocations(|| {
+            for _ in 0..5 {
+                for text in TEXTS.iter().copied().chain([long.as_str()]) {
+                    let out = session.run(text).unwrap();
+                    std::hint::black_box(&out);
+                }
+            }
+        });
+        assert_eq!(allocations, 0, "{} ({precision:?}) allocated", model.name());
+    }
+}
+
+#[test]
+fn run_never_allocates() {
+    // The counter itself works.
+    assert!(count_allocations(|| drop(std::hint::black_box(vec![1u8; 10]))) >= 1);
+
+    // Token classification: the shipped Rampart model, long input truncated.
+    let bytes = default_model();
+    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 128);
+
+    // Sentence embeddings: MiniLM.
+    let bytes = convert(&minilm_dir(), WeightPrecision::Int8);
+    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 256);
+
+    // Sequence classification: a random miniature with a classifier head.
+    let config = RandomConfig {
+        num_hidden_layers: 2,
+        hidden_size: 128,
+        num_attention_heads: 2,
+        intermediate_size: 512,
+        vocab_size: 1000,
+        max_position_embeddings: 512,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        hidden_act: "gelu".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_dir_with_head(
+        dir.path(),
+        &config,
+        7,
+        Some(RandomHead::SequenceClassification { labels: 5 }),
+    );
+    let bytes = convert(dir.path(), WeightPrecision::Int8);
+    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
+}
