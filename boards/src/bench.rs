@@ -43,7 +43,7 @@ pub fn run(
     threads: usize,
     iters: usize,
 ) -> Result<BenchReport, String> {
-    let mut session = Session::with_owned_memory(model, seq).map_err(|e| e.to_string())?;
+    let mut session = Session::with_threads(model, seq, threads).map_err(|e| e.to_string())?;
     session.set_kernels(kernels);
     let ids = synthetic_ids(model, seq);
     let warmup = (iters / 10).clamp(2, 20);

@@ -3,13 +3,15 @@
 //! - `bertq run [--model FILE] TEXT...`: the model's task output as JSON (Hugging Face pipeline shapes).
 //! - `bertq info [--model FILE]`: architecture, sizes, labels, memory a session needs, kernels.
 //! - `bertq tokenize [--model FILE] TEXT`: ids, tokens and character offsets as JSON.
+//! - `bertq serve`, `bertq client`, `bertq doctor`: see the `bertq_boards` library.
 
 mod bench;
 mod default_model;
 mod output;
 
 use bertq_runtime::format::ModelBytes;
-use bertq_runtime::{Model, Precision, Session};
+use bertq_runtime::heads::ScoreFunction;
+use bertq_runtime::{Aggregation, Model, Precision, RunOptions, Session};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -52,6 +54,16 @@ enum Command {
         top_k: usize,
         #[arg(long, value_enum, default_value = "int8")]
         precision: PrecisionArg,
+        /// Threads one inference is split over (default 1; never guessed from the host).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Token classification: Hugging Face's aggregation_strategy
+        /// (none, simple, first, average, max).
+        #[arg(long, default_value = "simple", value_parser = parse_aggregation)]
+        aggregation: Aggregation,
+        /// Text classification: softmax, sigmoid or none (default: the model's, as Hugging Face).
+        #[arg(long, value_parser = parse_function)]
+        function_to_apply: Option<ScoreFunction>,
     },
     /// Describe a model: architecture, sizes, labels, file size, session memory.
     Info {
@@ -80,6 +92,25 @@ enum Command {
         /// Force a kernel table (see `bertq info`); default: the best this CPU supports.
         #[arg(long)]
         kernels: Option<String>,
+    },
+    /// Serve the model on Unix sockets, TCP and serial lines (binary frames and JSON Lines).
+    Serve {
+        #[command(flatten)]
+        model: ModelArg,
+        #[command(flatten)]
+        args: bertq_boards::serve::ServeArgs,
+        /// Force a kernel table (see `bertq info`); default: the best this CPU supports.
+        #[arg(long)]
+        kernels: Option<String>,
+    },
+    /// Query a server over a socket or a serial line; prints JSON like `run`.
+    Client(bertq_boards::client::ClientArgs),
+    /// Show CPU features, kernels, the board profile, and whether a model fits in memory.
+    Doctor {
+        #[command(flatten)]
+        model: ModelArg,
+        #[command(flatten)]
+        args: bertq_boards::doctor::DoctorArgs,
     },
     /// Show the model's tokenization of a text as JSON (input_ids, tokens, character offsets).
     Tokenize {
@@ -145,6 +176,15 @@ fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usize, 
     }
 }
 
+fn parse_function(s: &str) -> Result<ScoreFunction, String> {
+    ScoreFunction::from_name(s).ok_or_else(|| format!("`{s}` is not one of softmax, sigmoid, none"))
+}
+
+fn parse_aggregation(s: &str) -> Result<Aggregation, String> {
+    Aggregation::from_name(s)
+        .ok_or_else(|| format!("`{s}` is not one of none, simple, first, average, max"))
+}
+
 /// The kernel table to use: a named one if this CPU supports it, else the best available.
 fn choose_kernels(name: Option<&str>) -> Result<&'static bertq_runtime::kernels::Kernels, String> {
     use bertq_runtime::kernels;
@@ -168,25 +208,38 @@ fn run(command: Command) -> Result<(), String> {
             max_length,
             top_k,
             precision,
+            threads,
+            aggregation,
+            function_to_apply,
         } => {
             let source = Source::open(&model)?;
             let model = source.load()?;
             let max_seq = session_length(&model, max_length)?;
             let mut session =
-                Session::with_owned_memory(&model, max_seq).map_err(|e| e.to_string())?;
+                Session::with_threads(&model, max_seq, threads).map_err(|e| e.to_string())?;
             session.set_kernels(choose_kernels(None)?);
             if let PrecisionArg::F32 = precision {
                 session.set_precision(Precision::F32);
             }
+            let options = RunOptions {
+                aggregation,
+                function_to_apply,
+                ..RunOptions::default()
+            };
             let mut process = |text: &str| -> Result<(), String> {
-                let out = session.run(text).map_err(|e| e.to_string())?;
+                let out = session
+                    .run_with(text, &options)
+                    .map_err(|e| e.to_string())?;
                 if out.encoded.truncated {
                     eprintln!(
                         "bertq: warning: text truncated to {} of {} tokens (--max-length)",
                         out.encoded.len, out.encoded.total
                     );
                 }
-                println!("{}", output::task_json(&model, text, &out, top_k));
+                println!(
+                    "{}",
+                    output::task_json(&model, text, &out, top_k, aggregation)
+                );
                 Ok(())
             };
             if !texts.is_empty() {
@@ -245,8 +298,8 @@ fn run(command: Command) -> Result<(), String> {
             kernels,
         } => {
             let kernels = choose_kernels(kernels.as_deref())?;
-            if threads != 1 {
-                return Err("--threads: only 1 thread is supported in this version".into());
+            if threads == 0 {
+                return Err("--threads must be at least 1".into());
             }
             let source = Source::open(&model)?;
             let m = source.load()?;
@@ -268,6 +321,38 @@ fn run(command: Command) -> Result<(), String> {
                     m.name(), r.seq, r.threads, kernels.name, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.iters
                 );
             }
+            Ok(())
+        }
+        Command::Serve {
+            model,
+            args,
+            kernels,
+        } => {
+            let kernels = choose_kernels(kernels.as_deref())?;
+            let source = Source::open(&model)?;
+            let m = source.load()?;
+            bertq_boards::serve::main(&m, &args, kernels)
+        }
+        Command::Client(args) => bertq_boards::client::main(&args),
+        Command::Doctor { model, args } => {
+            if args.list_boards {
+                print!("{}", bertq_boards::doctor::list_boards());
+                return Ok(());
+            }
+            if let (Some(field), Some(board)) = (&args.print, &args.board) {
+                let p = bertq_boards::profiles::by_id(board)
+                    .ok_or_else(|| format!("--board {board}: unknown (see --list-boards)"))?;
+                println!("{}", bertq_boards::doctor::profile_field(p, field)?);
+                return Ok(());
+            }
+            let source = Source::open(&model)?;
+            let m = source.load()?;
+            let k = choose_kernels(None)?.name;
+            let len = source.bytes().len();
+            print!(
+                "{}",
+                bertq_boards::doctor::report(&m, &source.describe(), len, &args, k)?
+            );
             Ok(())
         }
         Command::Tokenize {

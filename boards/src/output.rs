@@ -3,7 +3,7 @@
 use bertq_runtime::format::{Pooling, TaskHead};
 use bertq_runtime::heads::json;
 use bertq_runtime::tokenizer::Token;
-use bertq_runtime::{MemorySizes, Model, Output, TaskOutput};
+use bertq_runtime::{Aggregation, MemorySizes, Model, Output, TaskOutput};
 
 pub fn task_name(t: TaskHead) -> &'static str {
     match t {
@@ -20,10 +20,17 @@ pub fn task_name(t: TaskHead) -> &'static str {
 
 /// The task's result as one JSON value: `[{"label","score"}]` (top k), `[{"entity_group",
 /// "score","word","start","end"}]`, or the embedding as an array.
-pub fn task_json(model: &Model<'_>, text: &str, out: &Output<'_>, top_k: usize) -> String {
+/// With aggregation `none`, entities are tokens: `{"entity","score","index","word","start","end"}`.
+pub fn task_json(
+    model: &Model<'_>,
+    text: &str,
+    out: &Output<'_>,
+    top_k: usize,
+    aggregation: Aggregation,
+) -> String {
     let mut s = String::new();
     // Writing to a String cannot fail.
-    let _ = write_task(&mut s, model, text, out, top_k);
+    let _ = write_task(&mut s, model, text, out, top_k, aggregation);
     s
 }
 
@@ -33,6 +40,7 @@ fn write_task(
     text: &str,
     out: &Output<'_>,
     top_k: usize,
+    aggregation: Aggregation,
 ) -> std::fmt::Result {
     match &out.task {
         TaskOutput::Classification { scores, ranking } => {
@@ -55,8 +63,13 @@ fn write_task(
                 let word = text
                     .get(e.byte_start as usize..e.byte_end as usize)
                     .unwrap_or("");
-                let group = model.labels.entity_group(e.label as usize);
-                json::write_entity(s, group, e.score, word, e.start, e.end)?;
+                if aggregation == Aggregation::None {
+                    let tag = model.labels.get(e.label as usize).unwrap_or("");
+                    json::write_token_entity(s, tag, e.score, e.index, word, e.start, e.end)?;
+                } else {
+                    let group = model.labels.entity_group(e.label as usize);
+                    json::write_entity(s, group, e.score, word, e.start, e.end)?;
+                }
             }
             s.push(']');
         }

@@ -1,13 +1,20 @@
-//! Hugging Face directory -> `.bertq` bytes.
+//! A model input (Hugging Face directory with safetensors, or ONNX) -> `.bertq` bytes.
+//!
+//! [`load_input`] reads the description of the model (architecture, sizes, labels, tokenizer)
+//! and opens its weights as a [`WeightSource`]; [`Input::convert`] is the one builder both
+//! sources share.
 
-use crate::hf::{self, Architecture, HfConfig};
+use crate::hf::{self, Architecture, HfConfig, HfTokenizer};
+use crate::onnx::{self, HeadKind};
 use crate::quant::quantize_rows_symmetric;
+use crate::source::{MemorySource, SafetensorsSource, WeightSource};
 use crate::QuantizeError;
-use bertq_runtime::format::{names, HeaderInfo, Layout, ModelWriter, TaskHead};
+use bertq_runtime::format::{
+    names, HeaderInfo, Layout, ModelConfig, ModelWriter, Pooling, TaskHead,
+};
 use bertq_runtime::kernels::pack;
 use bertq_runtime::tokenizer::VocabTables;
-use safetensors::{Dtype, SafeTensors};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Storage precision of the encoder's matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,8 +32,18 @@ pub struct ConvertOptions {
     /// Layout of the encoder's int8 matrices: the native order of the target's kernels
     /// (K4N16: SDOT, VNNI, AVX2, NEON; K8N8: i8mm). Any layout runs on any CPU.
     pub layout: Layout,
-    /// Model name recorded in the header (default: the directory name).
+    /// Model name recorded in the header (default: the input's name).
     pub name: Option<String>,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            precision: WeightPrecision::Int8,
+            layout: Layout::K4N16,
+            name: None,
+        }
+    }
 }
 
 /// Weight-quantization error of one matrix, reported after conversion.
@@ -46,53 +63,330 @@ pub struct Converted {
     pub tensors: Vec<TensorReport>,
 }
 
-/// Reads the safetensors weights, accepting names with or without the `bert.` prefix and the old
-/// `gamma`/`beta` LayerNorm names.
-struct Weights<'a> {
-    st: SafeTensors<'a>,
+/// Everything about a model except its weights.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub architecture: Architecture,
+    pub config: ModelConfig,
+    pub labels: Vec<String>,
+    pub tokenizer: HfTokenizer,
+    pub task: TaskHead,
+    /// Default model name (the input's directory or file name).
+    pub default_name: String,
+    /// Where the weights came from, for the header's `source` text.
+    pub origin: String,
 }
 
-impl Weights<'_> {
-    fn get(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), QuantizeError> {
-        let mut candidates = vec![format!("bert.{name}"), name.to_string()];
-        if let Some(stem) = name.strip_suffix("LayerNorm.weight") {
-            candidates.push(format!("bert.{stem}LayerNorm.gamma"));
-            candidates.push(format!("{stem}LayerNorm.gamma"));
-        }
-        if let Some(stem) = name.strip_suffix("LayerNorm.bias") {
-            candidates.push(format!("bert.{stem}LayerNorm.beta"));
-            candidates.push(format!("{stem}LayerNorm.beta"));
-        }
-        for c in &candidates {
-            if let Ok(t) = self.st.tensor(c) {
-                let data = t.data();
-                let values: Vec<f32> = match t.dtype() {
-                    Dtype::F32 => data
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                    Dtype::F16 => data
-                        .chunks_exact(2)
-                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                    Dtype::BF16 => data
-                        .chunks_exact(2)
-                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                    other => {
-                        return Err(QuantizeError::Invalid(format!(
-                            "tensor `{c}` has dtype {other:?} (expected F32, F16 or BF16)"
-                        )))
-                    }
-                };
-                return Ok((values, t.shape().to_vec()));
-            }
-        }
-        Err(QuantizeError::MissingTensor(name.to_string()))
-    }
+/// A model ready to convert: its description and its weights.
+#[derive(Debug)]
+pub struct Input {
+    pub spec: ModelSpec,
+    pub weights: Box<dyn WeightSource>,
+    /// What the reader found worth telling (ONNX: weight storage kinds, producer).
+    pub notes: Vec<String>,
+    /// The file the weights were read from.
+    pub weights_path: PathBuf,
+}
 
+fn hf_arch_name(a: Architecture) -> &'static str {
+    match a {
+        Architecture::Encoder => "BertModel",
+        Architecture::SequenceClassification => "BertForSequenceClassification",
+        Architecture::TokenClassification => "BertForTokenClassification",
+    }
+}
+
+/// Opens a model input: a Hugging Face directory (`model.safetensors`, or `model.onnx` /
+/// `onnx/*.onnx`, with config.json, vocab.txt or tokenizer.json), or an `.onnx` file whose
+/// directory (or, for `onnx/x.onnx`, the parent directory) holds the tokenizer files.
+pub fn load_input(path: &Path) -> Result<Input, QuantizeError> {
+    if path.is_dir() {
+        if path.join("model.safetensors").exists() {
+            return load_safetensors_dir(path);
+        }
+        if let Some(onnx) = onnx::find_in_dir(path)? {
+            return load_onnx(&onnx, path, true);
+        }
+        return Err(QuantizeError::MissingFile(
+            path.join("model.safetensors (or model.onnx, onnx/*.onnx)"),
+        ));
+    }
+    if path.extension().is_some_and(|e| e == "onnx") {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let has_tokenizer =
+            |d: &Path| d.join("vocab.txt").exists() || d.join("tokenizer.json").exists();
+        let meta = if !has_tokenizer(parent)
+            && parent.file_name().is_some_and(|n| n == "onnx")
+            && parent.parent().is_some_and(has_tokenizer)
+        {
+            parent.parent().unwrap_or(parent)
+        } else {
+            parent
+        };
+        return load_onnx(path, meta, false);
+    }
+    if !path.exists() {
+        return Err(QuantizeError::MissingFile(path.to_path_buf()));
+    }
+    Err(QuantizeError::Unsupported(format!(
+        "{}: expected a model directory or an .onnx file",
+        path.display()
+    )))
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+fn load_safetensors_dir(dir: &Path) -> Result<Input, QuantizeError> {
+    let cfg: HfConfig = hf::read_json(&dir.join("config.json"))?;
+    let arch = Architecture::from_config(&cfg)?;
+    let config = cfg.model_config()?;
+    let tokenizer = hf::read_tokenizer(dir, config.max_position_embeddings)?;
+    let st_path = hf::safetensors_path(dir)?;
+    let weights = SafetensorsSource::open(&st_path)?;
+    let (task, labels) = match arch {
+        Architecture::Encoder => (hf::embedding_head(dir)?, Vec::new()),
+        _ => {
+            let (_, shape) = weights.tensor("classifier.weight")?;
+            let h = config.hidden_size as usize;
+            let num_labels = *shape.first().unwrap_or(&0);
+            if shape.len() != 2 || shape[1] != h || num_labels == 0 {
+                return Err(QuantizeError::ShapeMismatch {
+                    name: "classifier.weight".into(),
+                    expected: vec![num_labels.max(1), h],
+                    found: shape,
+                });
+            }
+            (classifier_task(arch, &cfg), cfg.labels(num_labels)?)
+        }
+    };
+    Ok(Input {
+        spec: ModelSpec {
+            architecture: arch,
+            config,
+            labels,
+            tokenizer,
+            task,
+            default_name: dir_name(dir),
+            origin: format!("a Hugging Face {} directory", hf_architecture(&cfg)),
+        },
+        weights: Box::new(weights),
+        notes: Vec::new(),
+        weights_path: st_path,
+    })
+}
+
+fn hf_architecture(cfg: &HfConfig) -> &str {
+    cfg.architectures
+        .first()
+        .map(String::as_str)
+        .unwrap_or("BertModel")
+}
+
+fn classifier_task(arch: Architecture, cfg: &HfConfig) -> TaskHead {
+    match arch {
+        Architecture::SequenceClassification => TaskHead::SequenceClassification {
+            multi_label: cfg.problem_type.as_deref() == Some("multi_label_classification"),
+        },
+        Architecture::TokenClassification => TaskHead::TokenClassification,
+        Architecture::Encoder => TaskHead::Embedding {
+            pooling: Pooling::Mean,
+            normalize: true,
+        },
+    }
+}
+
+/// Reads an ONNX graph; `meta` is the directory with config.json (optional) and the tokenizer.
+fn load_onnx(path: &Path, meta: &Path, is_dir_input: bool) -> Result<Input, QuantizeError> {
+    let cfg_path = meta.join("config.json");
+    let cfg: Option<HfConfig> = if cfg_path.exists() {
+        Some(hf::read_json(&cfg_path)?)
+    } else {
+        None
+    };
+    let model = onnx::read(path, cfg.as_ref().map(|c| c.num_attention_heads as usize))?;
+    let m = &model.bert;
+    let arch = match m.head {
+        HeadKind::Encoder => Architecture::Encoder,
+        HeadKind::TokenClassification { .. } => Architecture::TokenClassification,
+        HeadKind::SequenceClassification { .. } => Architecture::SequenceClassification,
+    };
+    let num_labels = match m.head {
+        HeadKind::Encoder => 0,
+        HeadKind::TokenClassification { labels } | HeadKind::SequenceClassification { labels } => {
+            labels
+        }
+    };
+    let graph_config = ModelConfig {
+        num_layers: m.num_layers as u32,
+        hidden_size: m.hidden as u32,
+        num_heads: m.heads as u32,
+        intermediate_size: m.intermediate as u32,
+        vocab_size: m.vocab as u32,
+        max_position_embeddings: m.max_positions as u32,
+        type_vocab_size: m.type_vocab as u32,
+        layer_norm_eps: m.eps,
+        activation: m.activation,
+    };
+    let (config, labels, task, hf_arch) = match &cfg {
+        Some(cfg) => {
+            let cfg_arch = Architecture::from_config(cfg)?;
+            let config = cfg.model_config()?;
+            check_config(&graph_config, &config, cfg_arch, arch, path)?;
+            let labels = if num_labels > 0 {
+                cfg.labels(num_labels)?
+            } else {
+                Vec::new()
+            };
+            let task = match arch {
+                Architecture::Encoder => hf::embedding_head(meta)?,
+                _ => classifier_task(arch, cfg),
+            };
+            (config, labels, task, hf_architecture(cfg).to_string())
+        }
+        None => {
+            let labels = (0..num_labels).map(|i| format!("LABEL_{i}")).collect();
+            let task = match arch {
+                Architecture::Encoder => hf::embedding_head(meta)?,
+                _ => TaskHead::TokenClassification,
+            };
+            let task = match arch {
+                Architecture::SequenceClassification => {
+                    TaskHead::SequenceClassification { multi_label: false }
+                }
+                _ => task,
+            };
+            (graph_config, labels, task, hf_arch_name(arch).to_string())
+        }
+    };
+    let tokenizer = hf::read_tokenizer(meta, config.max_position_embeddings)?;
+    let mut kinds: Vec<String> = model
+        .kinds
+        .iter()
+        .map(|(k, n)| format!("{n} x {k}"))
+        .collect();
+    kinds.sort();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let origin = if is_dir_input {
+        // A Hugging Face (Optimum / transformers.js) model directory: config.json, tokenizer
+        // and the ONNX weights.
+        format!("a Hugging Face {hf_arch} directory")
+    } else {
+        format!("ONNX {file_name} ({hf_arch})")
+    };
+    let default_name = if is_dir_input {
+        dir_name(meta)
+    } else {
+        path.file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    };
+    let notes = vec![format!(
+        "ONNX {} (producer {}): {} layers x {} hidden, {} heads, {:?}; Linear weights: {}",
+        path.display(),
+        if model.producer.is_empty() {
+            "unknown"
+        } else {
+            &model.producer
+        },
+        m.num_layers,
+        m.hidden,
+        m.heads,
+        m.activation,
+        kinds.join(", ")
+    )];
+    Ok(Input {
+        spec: ModelSpec {
+            architecture: arch,
+            config,
+            labels,
+            tokenizer,
+            task,
+            default_name,
+            origin,
+        },
+        weights: Box::new(MemorySource {
+            tensors: model.bert.weights,
+        }),
+        notes,
+        weights_path: path.to_path_buf(),
+    })
+}
+
+/// config.json and the graph must describe the same network.
+fn check_config(
+    graph: &ModelConfig,
+    cfg: &ModelConfig,
+    cfg_arch: Architecture,
+    arch: Architecture,
+    path: &Path,
+) -> Result<(), QuantizeError> {
+    let mut diffs = Vec::new();
+    let mut cmp = |what: &str, g: u32, c: u32| {
+        if g != c {
+            diffs.push(format!("{what}: graph {g}, config.json {c}"));
+        }
+    };
+    cmp("layers", graph.num_layers, cfg.num_layers);
+    cmp("hidden size", graph.hidden_size, cfg.hidden_size);
+    cmp("attention heads", graph.num_heads, cfg.num_heads);
+    cmp(
+        "intermediate size",
+        graph.intermediate_size,
+        cfg.intermediate_size,
+    );
+    cmp("vocabulary", graph.vocab_size, cfg.vocab_size);
+    cmp(
+        "max positions",
+        graph.max_position_embeddings,
+        cfg.max_position_embeddings,
+    );
+    cmp("token types", graph.type_vocab_size, cfg.type_vocab_size);
+    let (ge, ce) = (graph.layer_norm_eps, cfg.layer_norm_eps);
+    if ((ge - ce) / ce.max(f32::MIN_POSITIVE)).abs() > 1e-3 {
+        diffs.push(format!("LayerNorm epsilon: graph {ge}, config.json {ce}"));
+    }
+    if graph.activation != cfg.activation {
+        diffs.push(format!(
+            "activation: graph {:?}, config.json {:?}",
+            graph.activation, cfg.activation
+        ));
+    }
+    if arch != cfg_arch {
+        diffs.push(format!(
+            "architecture: graph {}, config.json {}",
+            hf_arch_name(arch),
+            hf_arch_name(cfg_arch)
+        ));
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(QuantizeError::Invalid(format!(
+            "{} and its config.json disagree: {}",
+            path.display(),
+            diffs.join("; ")
+        )))
+    }
+}
+
+struct Builder<'a> {
+    w: &'a dyn WeightSource,
+    out: ModelWriter,
+    precision: WeightPrecision,
+    layout: Layout,
+    reports: Vec<TensorReport>,
+}
+
+impl Builder<'_> {
     fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, QuantizeError> {
-        let (v, s) = self.get(name)?;
+        let (v, s) = self.w.tensor(name)?;
         if s != shape {
             return Err(QuantizeError::ShapeMismatch {
                 name: name.to_string(),
@@ -102,27 +396,7 @@ impl Weights<'_> {
         }
         Ok(v)
     }
-}
 
-impl Default for ConvertOptions {
-    fn default() -> Self {
-        ConvertOptions {
-            precision: WeightPrecision::Int8,
-            layout: Layout::K4N16,
-            name: None,
-        }
-    }
-}
-
-struct Builder<'a> {
-    w: Weights<'a>,
-    out: ModelWriter,
-    precision: WeightPrecision,
-    layout: Layout,
-    reports: Vec<TensorReport>,
-}
-
-impl Builder<'_> {
     /// An encoder matrix `[rows, cols]` (Linear weight or embedding table): int8 per row or f32.
     /// Linear weights (`packed`) are laid out for the target's kernels; embedding tables stay
     /// row-major (they are gathered by row).
@@ -133,9 +407,7 @@ impl Builder<'_> {
         cols: usize,
         packed: bool,
     ) -> Result<(), QuantizeError> {
-        let w = self
-            .w
-            .get_shaped(&format!("{name}.weight"), &[rows, cols])?;
+        let w = self.get_shaped(&format!("{name}.weight"), &[rows, cols])?;
         match self.precision {
             WeightPrecision::F32 => {
                 self.out
@@ -178,7 +450,7 @@ impl Builder<'_> {
     }
 
     fn vector(&mut self, name: &str, n: usize) -> Result<(), QuantizeError> {
-        let v = self.w.get_shaped(name, &[n])?;
+        let v = self.get_shaped(name, &[n])?;
         self.out.add_f32(name, &[n], &v);
         Ok(())
     }
@@ -190,7 +462,7 @@ impl Builder<'_> {
 
     /// Head layers stay f32: they run on one or a few rows, and their precision is the output's.
     fn linear_f32(&mut self, name: &str, out: usize, inp: usize) -> Result<(), QuantizeError> {
-        let w = self.w.get_shaped(&format!("{name}.weight"), &[out, inp])?;
+        let w = self.get_shaped(&format!("{name}.weight"), &[out, inp])?;
         self.out
             .add_f32(&format!("{name}{}", names::WEIGHT), &[out, inp], &w);
         self.vector(&format!("{name}{}", names::BIAS), out)
@@ -202,139 +474,137 @@ impl Builder<'_> {
     }
 }
 
-/// Converts a Hugging Face directory.
-pub fn convert_dir(dir: &Path, opts: &ConvertOptions) -> Result<Converted, QuantizeError> {
-    let cfg: HfConfig = hf::read_json(&dir.join("config.json"))?;
-    let arch = Architecture::from_config(&cfg)?;
-    let config = cfg.model_config()?;
-    let tok = hf::read_tokenizer(dir, config.max_position_embeddings)?;
-    if tok.vocab.len() > config.vocab_size as usize {
-        return Err(QuantizeError::Invalid(format!(
-            "the vocabulary has {} tokens but the embedding table {} rows",
-            tok.vocab.len(),
-            config.vocab_size
-        )));
-    }
-    let st_path = hf::safetensors_path(dir)?;
-    let file = std::fs::File::open(&st_path).map_err(|e| QuantizeError::io(&st_path, e))?;
-    // SAFETY: the file is opened read-only and only read during conversion; like every memory
-    // map it assumes no other process truncates the file meanwhile.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| QuantizeError::io(&st_path, e))?;
-    let st = SafeTensors::deserialize(&mmap)
-        .map_err(|e| QuantizeError::Invalid(format!("{}: {e}", st_path.display())))?;
-    let mut b = Builder {
-        w: Weights { st },
-        out: ModelWriter::new(),
-        precision: opts.precision,
-        layout: opts.layout,
-        reports: Vec::new(),
-    };
-    let (h, i) = (
-        config.hidden_size as usize,
-        config.intermediate_size as usize,
-    );
-    b.matrix(names::WORD_EMBEDDINGS, config.vocab_size as usize, h, false)?;
-    b.matrix(
-        names::POSITION_EMBEDDINGS,
-        config.max_position_embeddings as usize,
-        h,
-        false,
-    )?;
-    b.matrix(
-        names::TOKEN_TYPE_EMBEDDINGS,
-        config.type_vocab_size as usize,
-        h,
-        false,
-    )?;
-    b.layer_norm(names::EMBEDDINGS_LAYER_NORM, h)?;
-    for l in 0..config.num_layers as usize {
-        let p = |m: &str| format!("encoder.layer.{l}.{m}");
-        let [q, k, v, ao, inter, out] = names::LAYER_LINEARS;
-        b.linear(&p(q), h, h)?;
-        b.linear(&p(k), h, h)?;
-        b.linear(&p(v), h, h)?;
-        b.linear(&p(ao), h, h)?;
-        b.layer_norm(&p(names::LAYER_NORMS[0]), h)?;
-        b.linear(&p(inter), i, h)?;
-        b.linear(&p(out), h, i)?;
-        b.layer_norm(&p(names::LAYER_NORMS[1]), h)?;
-    }
-    let (task, labels) = match arch {
-        Architecture::Encoder => (hf::embedding_head(dir)?, Vec::new()),
-        Architecture::SequenceClassification | Architecture::TokenClassification => {
-            let (_, shape) = b.w.get("classifier.weight")?;
-            let num_labels = *shape.first().unwrap_or(&0);
-            if shape.len() != 2 || shape[1] != h || num_labels == 0 {
-                return Err(QuantizeError::ShapeMismatch {
-                    name: "classifier.weight".into(),
-                    expected: vec![num_labels.max(1), h],
-                    found: shape,
-                });
-            }
-            let labels = cfg.labels(num_labels)?;
-            if arch == Architecture::SequenceClassification {
+impl Input {
+    /// Builds the `.bertq` file.
+    pub fn convert(&self, opts: &ConvertOptions) -> Result<Converted, QuantizeError> {
+        let spec = &self.spec;
+        let config = spec.config;
+        let tok = &spec.tokenizer;
+        let sizes = [
+            ("hidden_size", config.hidden_size),
+            ("num_attention_heads", config.num_heads),
+            ("intermediate_size", config.intermediate_size),
+            ("vocab_size", config.vocab_size),
+            ("max_position_embeddings", config.max_position_embeddings),
+            ("type_vocab_size", config.type_vocab_size),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(QuantizeError::Invalid(format!("{name} is 0")));
+        }
+        if spec.architecture != Architecture::Encoder && spec.labels.is_empty() {
+            return Err(QuantizeError::Invalid("a classifier without labels".into()));
+        }
+        if tok.vocab.len() > config.vocab_size as usize {
+            return Err(QuantizeError::Invalid(format!(
+                "the vocabulary has {} tokens but the embedding table {} rows",
+                tok.vocab.len(),
+                config.vocab_size
+            )));
+        }
+        let mut b = Builder {
+            w: self.weights.as_ref(),
+            out: ModelWriter::new(),
+            precision: opts.precision,
+            layout: opts.layout,
+            reports: Vec::new(),
+        };
+        let (h, i) = (
+            config.hidden_size as usize,
+            config.intermediate_size as usize,
+        );
+        b.matrix(names::WORD_EMBEDDINGS, config.vocab_size as usize, h, false)?;
+        b.matrix(
+            names::POSITION_EMBEDDINGS,
+            config.max_position_embeddings as usize,
+            h,
+            false,
+        )?;
+        b.matrix(
+            names::TOKEN_TYPE_EMBEDDINGS,
+            config.type_vocab_size as usize,
+            h,
+            false,
+        )?;
+        b.layer_norm(names::EMBEDDINGS_LAYER_NORM, h)?;
+        for l in 0..config.num_layers as usize {
+            let p = |m: &str| format!("encoder.layer.{l}.{m}");
+            let [q, k, v, ao, inter, out] = names::LAYER_LINEARS;
+            b.linear(&p(q), h, h)?;
+            b.linear(&p(k), h, h)?;
+            b.linear(&p(v), h, h)?;
+            b.linear(&p(ao), h, h)?;
+            b.layer_norm(&p(names::LAYER_NORMS[0]), h)?;
+            b.linear(&p(inter), i, h)?;
+            b.linear(&p(out), h, i)?;
+            b.layer_norm(&p(names::LAYER_NORMS[1]), h)?;
+        }
+        let num_labels = spec.labels.len();
+        match spec.architecture {
+            Architecture::Encoder => {}
+            Architecture::SequenceClassification => {
                 b.linear_f32(names::POOLER, h, h)?;
                 b.linear_f32(names::CLASSIFIER, num_labels, h)?;
-                let multi = cfg.problem_type.as_deref() == Some("multi_label_classification");
-                (
-                    TaskHead::SequenceClassification { multi_label: multi },
-                    labels,
-                )
-            } else {
+            }
+            Architecture::TokenClassification => {
                 b.linear_f32(names::CLASSIFIER, num_labels, h)?;
-                (TaskHead::TokenClassification, labels)
             }
         }
-    };
-    let vocab_refs: Vec<&str> = tok.vocab.iter().map(String::as_str).collect();
-    let vt = VocabTables::build(&vocab_refs);
-    b.out
-        .add_u8(names::VOCAB_STRINGS, &[vt.strings.len()], &vt.strings);
-    b.out
-        .add_u32(names::VOCAB_OFFSETS, &[vt.offsets.len()], &vt.offsets);
-    b.out
-        .add_u32(names::VOCAB_INDEX, &[vt.index.len()], &vt.index);
-    if !labels.is_empty() {
-        let mut strings = Vec::new();
-        let mut offsets = vec![0u32];
-        for l in &labels {
-            strings.extend_from_slice(l.as_bytes());
-            offsets.push(strings.len() as u32);
+        let vocab_refs: Vec<&str> = tok.vocab.iter().map(String::as_str).collect();
+        let vt = VocabTables::build(&vocab_refs);
+        b.out
+            .add_u8(names::VOCAB_STRINGS, &[vt.strings.len()], &vt.strings);
+        b.out
+            .add_u32(names::VOCAB_OFFSETS, &[vt.offsets.len()], &vt.offsets);
+        b.out
+            .add_u32(names::VOCAB_INDEX, &[vt.index.len()], &vt.index);
+        if !spec.labels.is_empty() {
+            let mut strings = Vec::new();
+            let mut offsets = vec![0u32];
+            for l in &spec.labels {
+                strings.extend_from_slice(l.as_bytes());
+                offsets.push(strings.len() as u32);
+            }
+            b.out
+                .add_u8(names::LABEL_STRINGS, &[strings.len()], &strings);
+            b.out
+                .add_u32(names::LABEL_OFFSETS, &[offsets.len()], &offsets);
         }
-        b.out
-            .add_u8(names::LABEL_STRINGS, &[strings.len()], &strings);
-        b.out
-            .add_u32(names::LABEL_OFFSETS, &[offsets.len()], &offsets);
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| spec.default_name.clone());
+        let precision = match opts.precision {
+            WeightPrecision::Int8 => format!(
+                "int8 symmetric per-channel weights packed {:?}, f32 head",
+                opts.layout
+            ),
+            WeightPrecision::F32 => "f32 weights".to_string(),
+        };
+        let info = HeaderInfo {
+            name,
+            source: format!(
+                "bertq-quantize {} from {}; {precision}",
+                env!("CARGO_PKG_VERSION"),
+                spec.origin
+            ),
+            config,
+            tokenizer: tok.settings,
+            task: spec.task,
+        };
+        Ok(Converted {
+            bytes: b.out.to_bytes(&info),
+            architecture: spec.architecture,
+            tensors: b.reports,
+        })
     }
-    let name = opts.name.clone().unwrap_or_else(|| {
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
-    });
-    let precision = match opts.precision {
-        WeightPrecision::Int8 => format!(
-            "int8 symmetric per-channel weights packed {:?}, f32 head",
-            opts.layout
-        ),
-        WeightPrecision::F32 => "f32 weights".to_string(),
-    };
-    let info = HeaderInfo {
-        name,
-        source: format!(
-            "bertq-quantize {} from a Hugging Face {} directory; {precision}",
-            env!("CARGO_PKG_VERSION"),
-            cfg.architectures
-                .first()
-                .map(String::as_str)
-                .unwrap_or("BertModel")
-        ),
-        config,
-        tokenizer: tok.settings,
-        task,
-    };
-    Ok(Converted {
-        bytes: b.out.to_bytes(&info),
-        architecture: arch,
-        tensors: b.reports,
-    })
+}
+
+/// Converts a model input (directory or `.onnx` file).
+pub fn convert_path(path: &Path, opts: &ConvertOptions) -> Result<Converted, QuantizeError> {
+    load_input(path)?.convert(opts)
+}
+
+/// Converts a Hugging Face directory (safetensors or ONNX weights).
+pub fn convert_dir(dir: &Path, opts: &ConvertOptions) -> Result<Converted, QuantizeError> {
+    convert_path(dir, opts)
 }

@@ -2,15 +2,24 @@
 //!
 //! - [`hf`]: reading `config.json`, the tokenizer files and sentence-transformers' pooling.
 //! - [`quant`]: symmetric per-channel weight quantization.
-//! - [`convert`]: building the model file.
+//! - [`source`]: where the weights come from (safetensors or ONNX), one interface for both.
+//! - [`onnx`]: ONNX import (f32 exports and onnxruntime-quantized models), matched by the graph.
+//! - [`convert`]: building the model file from any input.
 //! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
+//! - [`report`]: the accuracy report (int8 against the f32 reference on labelled data).
 
 pub mod check;
 pub mod convert;
 pub mod hf;
+pub mod onnx;
 pub mod quant;
+pub mod report;
+pub mod source;
 
-pub use convert::{convert_dir, ConvertOptions, Converted, WeightPrecision};
+pub use convert::{
+    convert_dir, convert_path, load_input, ConvertOptions, Converted, Input, ModelSpec,
+    WeightPrecision,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -28,8 +37,14 @@ pub enum QuantizeError {
     },
     #[error("missing file {0}")]
     MissingFile(PathBuf),
-    #[error("tensor `{0}` (with or without the `bert.` prefix) is missing from model.safetensors")]
+    #[error("tensor `{0}` (with or without the `bert.` prefix) is missing from the weights")]
     MissingTensor(String),
+    /// The ONNX file could not be read, or its graph is not BERT-shaped (names the node).
+    #[error("{path}: {source}")]
+    Onnx {
+        path: PathBuf,
+        source: onnx::OnnxError,
+    },
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {
         name: String,

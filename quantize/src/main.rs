@@ -1,7 +1,11 @@
-//! `bertq-quantize --input DIR --output FILE.bertq`
-use bertq_quantize::{check, convert_dir, ConvertOptions, WeightPrecision};
-use clap::{Parser, ValueEnum};
-use std::path::PathBuf;
+//! `bertq-quantize --input DIR|FILE.onnx --output FILE.bertq` and
+//! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`.
+use bertq_quantize::report::{self, data, EvalOptions};
+use bertq_quantize::{check, load_input, ConvertOptions, WeightPrecision};
+use bertq_runtime::Aggregation;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,16 +27,40 @@ enum Precision {
     F32,
 }
 
-/// Convert a Hugging Face BERT checkpoint into a self-contained int8 .bertq model file.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Agg {
+    Simple,
+    First,
+    Average,
+    Max,
+}
+
+impl From<Agg> for Aggregation {
+    fn from(a: Agg) -> Self {
+        match a {
+            Agg::Simple => Aggregation::Simple,
+            Agg::First => Aggregation::First,
+            Agg::Average => Aggregation::Average,
+            Agg::Max => Aggregation::Max,
+        }
+    }
+}
+
+/// Convert a BERT model (Hugging Face directory with safetensors or ONNX, or an ONNX file,
+/// including onnxruntime-quantized ones) into a self-contained int8 .bertq model file, and
+/// report what quantization cost.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// Hugging Face model directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Hugging Face model directory (config.json, model.safetensors or model.onnx / onnx/*.onnx,
+    /// vocab.txt or tokenizer.json), or an .onnx file with the tokenizer files beside it.
     #[arg(long, short)]
-    input: PathBuf,
+    input: Option<PathBuf>,
     /// Output model file.
     #[arg(long, short)]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// Weight precision.
     #[arg(long, value_enum, default_value = "int8")]
     precision: Precision,
@@ -42,14 +70,63 @@ struct Args {
     /// Model name stored in the file (default: the input directory's name).
     #[arg(long)]
     name: Option<String>,
+    /// Data for the accuracy report written after quantization (formats as for `eval`);
+    /// default: built-in sample texts.
+    #[arg(long, value_name = "FILE")]
+    eval_data: Option<PathBuf>,
+    /// Where to write the accuracy report (default: OUTPUT.report.json).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Do not write the accuracy report.
+    #[arg(long)]
+    no_report: bool,
     /// Print only errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Accuracy report: an int8 .bertq against the f32 reference on labelled (or unlabelled) data.
+    Eval(EvalArgs),
+}
+
+#[derive(Parser, Debug)]
+struct EvalArgs {
+    /// The int8 model.
+    #[arg(long)]
+    model: PathBuf,
+    /// The f32 reference: the model's source (directory or .onnx, converted in f32) or an
+    /// f32 .bertq file. Runs bertq's f32 reference path.
+    #[arg(long)]
+    reference: PathBuf,
+    /// Evaluation data: JSON / JSON Lines with `text` and `label`, `entities` (character spans)
+    /// or `embedding`; CoNLL (token per line, tag last) for token classification;
+    /// `label<TAB>text` lines for classification; text lines for embeddings.
+    #[arg(long)]
+    data: PathBuf,
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Longest input in tokens (longer texts are truncated, and counted).
+    #[arg(long, default_value_t = 512)]
+    max_length: usize,
+    /// How token predictions become entities for span data (word-level data uses each word's
+    /// first token).
+    #[arg(long, value_enum, default_value = "simple")]
+    aggregation: Agg,
+    /// No progress bar and no summary (errors only).
     #[arg(long, short)]
     quiet: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let result = match &args.command {
+        Some(Command::Eval(e)) => eval(e),
+        None => quantize(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bertq-quantize: error: {e}");
@@ -58,7 +135,64 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn read_model_bytes(path: &Path) -> Res<bertq_runtime::ModelBytes> {
+    bertq_runtime::ModelBytes::map(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+/// The f32 reference: an f32 `.bertq`, or the model's source converted in f32.
+fn reference_bytes(path: &Path) -> Res<bertq_runtime::ModelBytes> {
+    if path.extension().is_some_and(|e| e == "bertq") {
+        return read_model_bytes(path);
+    }
+    let opts = ConvertOptions {
+        precision: WeightPrecision::F32,
+        ..Default::default()
+    };
+    let bytes = load_input(path)?.convert(&opts)?.bytes;
+    Ok(bertq_runtime::ModelBytes::copy_from(&bytes))
+}
+
+fn eval(a: &EvalArgs) -> Res<()> {
+    let int8_bytes = read_model_bytes(&a.model)?;
+    let int8 = bertq_runtime::Model::load(&int8_bytes)?;
+    let ref_bytes = reference_bytes(&a.reference)?;
+    let reference = bertq_runtime::Model::load(&ref_bytes)?;
+    let examples = data::load(&a.data, report::data_task(&int8))?;
+    if examples.is_empty() {
+        return Err(format!("{}: no examples", a.data.display()).into());
+    }
+    let opts = EvalOptions {
+        max_length: a.max_length,
+        aggregation: a.aggregation.into(),
+        progress: !a.quiet,
+    };
+    let r = report::evaluate(&int8, &reference, &examples, &opts)?;
+    let doc = json!({
+        "model": a.model.display().to_string(),
+        "reference": a.reference.display().to_string(),
+        "data": a.data.display().to_string(),
+        "report": r,
+    });
+    if let Some(path) = &a.json {
+        write_json(path, &doc)?;
+    }
+    if !a.quiet {
+        println!("{}", report::summary(&r));
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, doc: &serde_json::Value) -> Res<()> {
+    let text = serde_json::to_string_pretty(doc)?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn quantize(args: &Args) -> Res<()> {
+    let (Some(input_path), Some(output)) = (&args.input, &args.output) else {
+        return Err("--input and --output are required (or use `bertq-quantize eval`)".into());
+    };
     let start = Instant::now();
     let opts = ConvertOptions {
         precision: match args.precision {
@@ -72,50 +206,125 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         name: args.name.clone(),
     };
-    let converted = convert_dir(&args.input, &opts)?;
-    std::fs::write(&args.output, &converted.bytes)
-        .map_err(|e| format!("{}: {e}", args.output.display()))?;
-    if args.quiet {
-        return Ok(());
+    let input = load_input(input_path)?;
+    let converted = input.convert(&opts)?;
+    std::fs::write(output, &converted.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+    let convert_seconds = start.elapsed().as_secs_f64();
+    if !args.quiet {
+        for note in &input.notes {
+            println!("{note}");
+        }
     }
     let model = bertq_runtime::Model::load(&converted.bytes)?;
-    let c = model.config();
-    println!(
-        "wrote {} ({:.1} MB): {:?}, {} layers x {} hidden, {} heads, FFN {}, vocab {}, {} labels, in {:.1} s",
-        args.output.display(),
-        converted.bytes.len() as f64 / 1e6,
-        converted.architecture,
-        c.num_layers,
-        c.hidden_size,
-        c.num_heads,
-        c.intermediate_size,
-        model.tokenizer.vocab().len(),
-        model.labels.len(),
-        start.elapsed().as_secs_f64()
-    );
-    if let Some(worst) = converted
+    if !args.quiet {
+        let c = model.config();
+        println!(
+            "wrote {} ({:.1} MB): {:?}, {} layers x {} hidden, {} heads, FFN {}, vocab {}, {} labels, in {:.1} s",
+            output.display(),
+            converted.bytes.len() as f64 / 1e6,
+            converted.architecture,
+            c.num_layers,
+            c.hidden_size,
+            c.num_heads,
+            c.intermediate_size,
+            model.tokenizer.vocab().len(),
+            model.labels.len(),
+            convert_seconds
+        );
+    }
+    if converted.tensors.is_empty() {
+        return Ok(()); // an f32 file: nothing was quantized
+    }
+    let mean = converted
         .tensors
         .iter()
-        .max_by(|a, b| a.relative_error.total_cmp(&b.relative_error))
-    {
-        let mean = converted
-            .tensors
-            .iter()
-            .map(|t| t.relative_error)
-            .sum::<f64>()
-            / converted.tensors.len() as f64;
+        .map(|t| t.relative_error)
+        .sum::<f64>()
+        / converted.tensors.len() as f64;
+    let worst = converted
+        .tensors
+        .iter()
+        .max_by(|a, b| a.relative_error.total_cmp(&b.relative_error));
+    let self_check = check::compare_precisions(&model, check::SAMPLE_TEXTS)?;
+    if !args.quiet {
+        if let Some(worst) = worst {
+            println!(
+                "weight quantization error (relative L2): mean {mean:.4}, worst {:.4} ({})",
+                worst.relative_error, worst.name
+            );
+        }
         println!(
-            "weight quantization error (relative L2): mean {mean:.4}, worst {:.4} ({})",
-            worst.relative_error, worst.name
-        );
-        let report = check::compare_precisions(&model, check::SAMPLE_TEXTS)?;
-        println!(
-            "int8 vs f32 reference on {} sample texts: hidden-state cosine mean {:.5}, min {:.5}; \
+            "int8 vs its own f32 path on {} sample texts: hidden-state cosine mean {:.5}, min {:.5}; \
              task outputs agree on {:.0}%",
-            report.texts,
-            report.mean_cosine,
-            report.min_cosine,
-            report.task_agreement * 100.0
+            self_check.texts,
+            self_check.mean_cosine,
+            self_check.min_cosine,
+            self_check.task_agreement * 100.0
+        );
+    }
+    if args.no_report {
+        return Ok(());
+    }
+    // The accuracy report: int8 against an f32 conversion of the same input.
+    let ref_opts = ConvertOptions {
+        precision: WeightPrecision::F32,
+        ..opts.clone()
+    };
+    let ref_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&ref_opts)?.bytes);
+    let reference = bertq_runtime::Model::load(&ref_bytes)?;
+    let (examples, data_name) = match &args.eval_data {
+        Some(p) => (
+            data::load(p, report::data_task(&model))?,
+            p.display().to_string(),
+        ),
+        None => (
+            check::SAMPLE_TEXTS
+                .iter()
+                .map(|t| data::Example {
+                    text: t.to_string(),
+                    gold: data::Gold::None,
+                })
+                .collect(),
+            "built-in sample texts".to_string(),
+        ),
+    };
+    let eval_opts = EvalOptions {
+        progress: !args.quiet,
+        ..Default::default()
+    };
+    let r = report::evaluate(&model, &reference, &examples, &eval_opts)?;
+    let report_path = args.report.clone().unwrap_or_else(|| {
+        let mut p = output.as_os_str().to_owned();
+        p.push(".report.json");
+        PathBuf::from(p)
+    });
+    let weights: Vec<_> = converted
+        .tensors
+        .iter()
+        .map(|t| json!({"name": t.name, "rows": t.rows, "cols": t.cols, "relative_error": t.relative_error}))
+        .collect();
+    let doc = json!({
+        "model": output.display().to_string(),
+        "input": input_path.display().to_string(),
+        "weights_from": input.weights_path.display().to_string(),
+        "notes": input.notes,
+        "quantize_seconds": convert_seconds,
+        "data": data_name,
+        "report": r,
+        "weight_error": {"mean_relative_l2": mean, "tensors": weights},
+        "int8_vs_own_f32_path": {
+            "texts": self_check.texts,
+            "hidden_cosine_mean": self_check.mean_cosine,
+            "hidden_cosine_min": self_check.min_cosine,
+            "task_agreement": self_check.task_agreement,
+        },
+    });
+    write_json(&report_path, &doc)?;
+    if !args.quiet {
+        println!(
+            "accuracy report ({data_name}) -> {}:\n{}",
+            report_path.display(),
+            report::summary(&r)
         );
     }
     Ok(())

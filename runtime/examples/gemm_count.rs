@@ -1,17 +1,18 @@
 //! Runs one aarch64 kernel table's activation quantization + int8 GEMM `iters` times, for
 //! instruction counting under qemu (`scripts/count_instructions.sh`).
 //!
-//! Usage: `gemm_count TABLE M N K ITERS` (TABLE: neon, dotprod, i8mm; weights packed in the
-//! table's native layout). Everything is allocated before the loop; the loop only calls the
-//! table's `quantize_rows` and `gemm_i8`.
+//! Usage: `gemm_count TABLE M N K ITERS [gemm]` (TABLE: neon, dotprod, i8mm; weights packed in
+//! the table's native layout). Everything is allocated before the loop; each iteration calls the
+//! table's `quantize_rows` and `gemm_i8` (with `gemm`: only `gemm_i8`, the activations being
+//! quantized once before the loop).
 
 #[cfg(target_arch = "aarch64")]
 fn main() {
     use bertq_runtime::kernels::{aarch64, pack, GemmI8, PackedI8};
 
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: {} TABLE M N K ITERS", args[0]);
+    if !(6..=7).contains(&args.len()) || args.get(6).is_some_and(|a| a != "gemm") {
+        eprintln!("usage: {} TABLE M N K ITERS [gemm]", args[0]);
         std::process::exit(2);
     }
     let num = |i: usize| -> usize {
@@ -50,9 +51,15 @@ fn main() {
     let mut a_scales = vec![0f32; m];
     let mut out = vec![0f32; m * n];
 
+    let gemm_only = args.len() == 7;
+    if gemm_only {
+        (t.quantize_rows)(&x, k, &mut q, &mut a_scales);
+    }
     let mut checksum = 0.0f64;
     for _ in 0..iters {
-        (t.quantize_rows)(std::hint::black_box(&x), k, &mut q, &mut a_scales);
+        if !gemm_only {
+            (t.quantize_rows)(std::hint::black_box(&x), k, &mut q, &mut a_scales);
+        }
         let p = GemmI8 {
             m,
             a: &q,

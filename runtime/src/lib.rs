@@ -16,13 +16,15 @@ pub mod format;
 pub mod heads;
 pub mod kernels;
 pub mod model;
+pub mod parallel;
 pub mod session;
 pub mod tokenizer;
 
 #[cfg(feature = "std")]
 pub use format::ModelBytes;
 pub use format::{LoadError, ModelFile};
+pub use heads::Aggregation;
 pub use model::{Model, Precision};
 pub use session::{
-    MemorySizes, Output, RunError, Session, SessionError, SessionMemory, TaskOutput,
+    MemorySizes, Output, RunError, RunOptions, Session, SessionError, SessionMemory, TaskOutput,
 };

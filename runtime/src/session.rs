@@ -4,9 +4,12 @@
 //! On `no_std` the caller supplies the memory ([`SessionMemory`], sized by [`MemorySizes`]);
 //! with `std`, [`Session::with_owned_memory`] allocates it once.
 
-use crate::heads::{self, Entity, Head};
+use crate::heads::token_classification::{self, DecodeInput};
+use crate::heads::{self, Aggregation, Entity, Head, ScoreFunction};
 use crate::kernels::{self, Kernels};
+use crate::model::bert::Exec;
 use crate::model::{Model, Precision, Scratch};
+use crate::parallel::{Parallel, Sequential};
 use crate::tokenizer::{Encoded, Token, TokenizerError};
 use core::fmt;
 
@@ -21,12 +24,18 @@ pub struct MemorySizes {
 }
 
 impl MemorySizes {
+    /// Memory for one thread.
     pub fn for_model(model: &Model<'_>, max_seq: usize) -> Self {
+        Self::for_model_threads(model, max_seq, 1)
+    }
+
+    /// Memory for `threads` threads (each needs its own attention-score buffer).
+    pub fn for_model_threads(model: &Model<'_>, max_seq: usize, threads: usize) -> Self {
         let c = model.config();
         let labels = model.labels.len().max(1);
         MemorySizes {
             tokens: max_seq,
-            f32s: Scratch::f32_len(c, max_seq) + model.head.output_len(c, max_seq),
+            f32s: Scratch::f32_len(c, max_seq, threads) + model.head.output_len(c, max_seq),
             i8s: Scratch::i8_len(c, max_seq),
             entities: max_seq,
             indices: labels,
@@ -123,6 +132,8 @@ pub enum SessionError {
     BadMaxSequence { requested: usize, max: usize },
     /// The supplied memory is smaller than [`MemorySizes::for_model`] asks for.
     MemoryTooSmall,
+    /// The operating system refused to start a worker thread.
+    ThreadSpawn,
 }
 
 impl fmt::Display for SessionError {
@@ -133,6 +144,7 @@ impl fmt::Display for SessionError {
                 "maximum sequence length {requested} is out of range (2..={max} for this model)"
             ),
             SessionError::MemoryTooSmall => write!(f, "session memory is too small for this model"),
+            SessionError::ThreadSpawn => write!(f, "could not start worker threads"),
         }
     }
 }
@@ -161,6 +173,28 @@ impl std::error::Error for RunError {}
 #[cfg(feature = "std")]
 impl std::error::Error for SessionError {}
 
+/// Decoding options of [`Session::run_with`], as Hugging Face's pipelines name them.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// Token classification: how tokens become entities (default `simple`).
+    pub aggregation: Aggregation,
+    /// Token classification: entity groups (or tags, with `none`) to drop (default `["O"]`).
+    pub ignore_labels: &'a [&'a str],
+    /// Sequence classification: softmax, sigmoid or none; `None` = the model's default
+    /// (sigmoid for multi-label or single-output models, else softmax), like the pipeline.
+    pub function_to_apply: Option<ScoreFunction>,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            aggregation: Aggregation::Simple,
+            ignore_labels: &["O"],
+            function_to_apply: None,
+        }
+    }
+}
+
 /// What the head produced.
 #[derive(Debug)]
 pub enum TaskOutput<'s> {
@@ -185,6 +219,33 @@ pub struct Output<'s> {
     pub task: TaskOutput<'s>,
 }
 
+/// The session's thread pool field (a macro so that it borrows only that field).
+#[cfg(feature = "std")]
+macro_rules! pool_field {
+    ($s:expr) => {
+        $s.pool.as_ref()
+    };
+}
+#[cfg(not(feature = "std"))]
+macro_rules! pool_field {
+    ($s:expr) => {
+        None::<&Sequential>
+    };
+}
+
+#[cfg(feature = "std")]
+fn parallel_of(pool: Option<&crate::parallel::ThreadPool>) -> &dyn Parallel {
+    match pool {
+        Some(p) => p,
+        None => &Sequential,
+    }
+}
+
+#[cfg(not(feature = "std"))]
+fn parallel_of(_: Option<&Sequential>) -> &'static dyn Parallel {
+    &Sequential
+}
+
 /// A model plus preallocated memory for sequences of up to `max_seq` tokens.
 #[derive(Debug)]
 pub struct Session<'m, 'a, S: Storage> {
@@ -193,14 +254,33 @@ pub struct Session<'m, 'a, S: Storage> {
     max_seq: usize,
     kernels: &'static Kernels,
     precision: Precision,
+    #[cfg(feature = "std")]
+    pool: Option<crate::parallel::ThreadPool>,
 }
 
 #[cfg(feature = "std")]
 impl<'m, 'a> Session<'m, 'a, OwnedMemory> {
     /// Allocates the session's memory (the only allocation a session ever makes).
     pub fn with_owned_memory(model: &'m Model<'a>, max_seq: usize) -> Result<Self, SessionError> {
-        let sizes = MemorySizes::for_model(model, max_seq);
-        Self::new(model, max_seq, OwnedMemory::new(&sizes))
+        Self::with_threads(model, max_seq, 1)
+    }
+
+    /// A session whose runs are split over `threads` threads, created here, once. Memory and
+    /// threads are the only allocations; `run` allocates nothing.
+    pub fn with_threads(
+        model: &'m Model<'a>,
+        max_seq: usize,
+        threads: usize,
+    ) -> Result<Self, SessionError> {
+        let threads = threads.max(1);
+        let sizes = MemorySizes::for_model_threads(model, max_seq, threads);
+        let mut session = Self::new(model, max_seq, OwnedMemory::new(&sizes))?;
+        if threads > 1 {
+            let pool =
+                crate::parallel::ThreadPool::new(threads).map_err(|_| SessionError::ThreadSpawn)?;
+            session.pool = Some(pool);
+        }
+        Ok(session)
     }
 }
 
@@ -225,7 +305,18 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             max_seq,
             kernels: kernels::select(),
             precision: Precision::Int8,
+            #[cfg(feature = "std")]
+            pool: None,
         })
+    }
+
+    /// Threads a run is split over.
+    pub fn threads(&self) -> usize {
+        self.parallel().parts()
+    }
+
+    fn parallel(&self) -> &dyn Parallel {
+        parallel_of(pool_field!(self))
     }
 
     pub fn model(&self) -> &'m Model<'a> {
@@ -260,35 +351,49 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             return Err(RunError::InvalidInput);
         }
         let c = model.config();
+        let exec = Exec {
+            kernels: self.kernels,
+            precision: self.precision,
+            par: parallel_of(pool_field!(self)),
+        };
+        let parts = exec.par.parts();
         let mem = self.storage.memory();
-        let (scratch_f32, _) = mem.f32s.split_at_mut(Scratch::f32_len(c, self.max_seq));
-        let mut scratch =
-            Scratch::carve(c, ids.len(), scratch_f32, mem.i8s).ok_or(RunError::InvalidInput)?;
+        let (scratch_f32, _) = mem
+            .f32s
+            .split_at_mut(Scratch::f32_len(c, self.max_seq, parts));
+        let mut scratch = Scratch::carve(c, ids.len(), parts, scratch_f32, mem.i8s)
+            .ok_or(RunError::InvalidInput)?;
         let input = |t: usize| (ids[t], token_types.map_or(0, |tt| tt[t]));
-        model
-            .encoder
-            .forward(self.kernels, self.precision, ids.len(), input, &mut scratch);
+        model.encoder.forward(&exec, ids.len(), input, &mut scratch);
         let n = ids.len() * c.hidden_size as usize;
         Ok(&scratch.hidden[..n])
     }
 
-    /// Tokenizes `text`, runs the model and decodes the task output. Allocates nothing.
-    /// Texts longer than the session are truncated; `Output::encoded.truncated` says so.
+    /// Tokenizes `text`, runs the model and decodes the task output with the default options.
+    /// Allocates nothing. Texts longer than the session are truncated; `Output::encoded.truncated`
+    /// says so.
     pub fn run(&mut self, text: &str) -> Result<Output<'_>, RunError> {
+        self.run_with(text, &RunOptions::default())
+    }
+
+    /// [`Session::run`] with decoding options.
+    pub fn run_with(
+        &mut self,
+        text: &str,
+        options: &RunOptions<'_>,
+    ) -> Result<Output<'_>, RunError> {
         let max_seq = self.max_seq;
         let tokenizer = &self.model.tokenizer;
+        let exec = Exec {
+            kernels: self.kernels,
+            precision: self.precision,
+            par: parallel_of(pool_field!(self)),
+        };
         let mem = self.storage.memory();
         let encoded = tokenizer
             .encode(text, &mut mem.tokens[..max_seq])
             .map_err(RunError::Tokenizer)?;
-        infer(
-            self.model,
-            self.kernels,
-            self.precision,
-            max_seq,
-            mem,
-            encoded,
-        )
+        infer(self.model, &exec, max_seq, mem, encoded, text, options)
     }
 
     /// Runs the model and its head on token ids that are already tokenized (e.g. a benchmark's
@@ -311,13 +416,19 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             total: ids.len(),
             truncated: false,
         };
+        let exec = Exec {
+            kernels: self.kernels,
+            precision: self.precision,
+            par: parallel_of(pool_field!(self)),
+        };
         infer(
             model,
-            self.kernels,
-            self.precision,
+            &exec,
             self.max_seq,
             mem,
             encoded,
+            "",
+            &RunOptions::default(),
         )
     }
 }
@@ -325,12 +436,15 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
 /// Encoder and head over the first `encoded.len` tokens in `mem`.
 fn infer<'s>(
     model: &Model<'_>,
-    kernels: &'static Kernels,
-    precision: Precision,
+    exec: &Exec<'_>,
     max_seq: usize,
     mem: SessionMemory<'s>,
     encoded: Encoded,
+    text: &str,
+    options: &RunOptions<'_>,
 ) -> Result<Output<'s>, RunError> {
+    let kernels = exec.kernels;
+    let parts = exec.par.parts();
     let c = model.config();
     let h = c.hidden_size as usize;
     let SessionMemory {
@@ -342,13 +456,14 @@ fn infer<'s>(
     } = mem;
     let seq = encoded.len;
     let tokens = &tokens[..seq];
-    let (scratch_f32, head_out) = f32s.split_at_mut(Scratch::f32_len(c, max_seq));
-    let mut scratch = Scratch::carve(c, seq, scratch_f32, i8s).ok_or(RunError::InvalidInput)?;
+    let (scratch_f32, head_out) = f32s.split_at_mut(Scratch::f32_len(c, max_seq, parts));
+    let mut scratch =
+        Scratch::carve(c, seq, parts, scratch_f32, i8s).ok_or(RunError::InvalidInput)?;
     // Ids come from the vocabulary (checked against the embedding table at load) or were checked
     // by the caller, and `seq <= max_seq <= max_position_embeddings`.
     model
         .encoder
-        .forward(kernels, precision, seq, |t| (tokens[t].id, 0), &mut scratch);
+        .forward(exec, seq, |t| (tokens[t].id, 0), &mut scratch);
     let hidden = &scratch.hidden[..seq * h];
     let task = match model.head {
         Head::Embedding { pooling, normalize } => {
@@ -360,17 +475,33 @@ fn infer<'s>(
             classifier,
             multi_label,
         } => {
-            let scores =
-                heads::classify(kernels, &pooler, &classifier, multi_label, hidden, head_out);
+            let function = options
+                .function_to_apply
+                .unwrap_or(ScoreFunction::default_for(multi_label, classifier.n));
+            let scores = heads::classify(kernels, &pooler, &classifier, function, hidden, head_out);
             let ranking = &mut indices[..scores.len()];
             heads::rank(scores, ranking);
             TaskOutput::Classification { scores, ranking }
         }
         Head::TokenClassification { classifier } => {
             let n = classifier.n;
-            let logits = &mut head_out[..seq * n];
+            let (logits, scratch) = head_out.split_at_mut(seq * n);
             heads::token_logits(kernels, &classifier, hidden, seq, logits);
-            let count = heads::group_entities(&model.labels, tokens, logits, n, &["O"], entities);
+            let input = DecodeInput {
+                text,
+                tokens,
+                tokenizer: &model.tokenizer,
+                labels: &model.labels,
+            };
+            let count = token_classification::decode(
+                &input,
+                logits,
+                n,
+                options.aggregation,
+                options.ignore_labels,
+                scratch,
+                entities,
+            );
             TaskOutput::Entities(&entities[..count])
         }
     };

@@ -2,7 +2,7 @@
 //! task head and both precisions. A counting global allocator watches this thread.
 
 use bertq_quantize::WeightPrecision;
-use bertq_runtime::{Model, Precision, Session};
+use bertq_runtime::{Aggregation, Model, Precision, RunOptions, Session};
 use bertq_tests::random_bert::{write_hf_dir_with_head, RandomConfig, RandomHead};
 use bertq_tests::{convert, default_model, minilm_dir};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -60,6 +60,14 @@ fn count_allocations(f: impl FnOnce()) -> usize {
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
+const AGGREGATIONS: [Aggregation; 5] = [
+    Aggregation::None,
+    Aggregation::Simple,
+    Aggregation::First,
+    Aggregation::Average,
+    Aggregation::Max,
+];
+
 const TEXTS: &[&str] = &[
     "My name is Sarah Connor and my e-mail is sarah.connor@example.com.",
     "",
@@ -76,21 +84,38 @@ fn long_text() -> String {
 }
 
 fn assert_run_allocates_nothing(model: &Model<'_>, max_seq: usize) {
+    for threads in [1, 2] {
+        assert_session_allocates_nothing(model, max_seq, threads);
+    }
+}
+
+fn assert_session_allocates_nothing(model: &Model<'_>, max_seq: usize, threads: usize) {
     let long = long_text();
-    // The session's memory is allocated here, once.
-    let mut session = Session::with_owned_memory(model, max_seq).unwrap();
+    // The session's memory (and its worker threads) are allocated here, once.
+    let mut session = Session::with_threads(model, max_seq, threads).unwrap();
     for precision in [Precision::Int8, Precision::F32] {
         session.set_precision(precision);
         session.run(TEXTS[0]).unwrap(); // warm-up (lazy statics, if any)
         let allocations = count_allocations(|| {
-            for _ in 0..5 {
+            for _ in 0..2 {
                 for text in TEXTS.iter().copied().chain([long.as_str()]) {
-                    let out = session.run(text).unwrap();
-                    std::hint::black_box(&out);
+                    for aggregation in AGGREGATIONS {
+                        let options = RunOptions {
+                            aggregation,
+                            ..RunOptions::default()
+                        };
+                        let out = session.run_with(text, &options).unwrap();
+                        std::hint::black_box(&out);
+                    }
                 }
             }
         });
-        assert_eq!(allocations, 0, "{} ({precision:?}) allocated", model.name());
+        assert_eq!(
+            allocations,
+            0,
+            "{} ({precision:?}, {threads} threads) allocated",
+            model.name()
+        );
     }
 }
 

@@ -57,6 +57,26 @@ pub fn write_entity<W: Write>(
     write!(w, ",\"start\":{start},\"end\":{end}}}")
 }
 
+/// `{"entity": ..., "score": ..., "index": ..., "word": ..., "start": ..., "end": ...}`
+/// (aggregation `none`: one token).
+pub fn write_token_entity<W: Write>(
+    w: &mut W,
+    tag: &str,
+    score: f32,
+    index: u32,
+    word: &str,
+    start: u32,
+    end: u32,
+) -> fmt::Result {
+    w.write_str("{\"entity\":")?;
+    write_str(w, tag)?;
+    w.write_str(",\"score\":")?;
+    write_f32(w, score)?;
+    write!(w, ",\"index\":{index},\"word\":")?;
+    write_str(w, word)?;
+    write!(w, ",\"start\":{start},\"end\":{end}}}")
+}
+
 /// `[x, y, ...]`
 pub fn write_f32_array<W: Write>(w: &mut W, xs: &[f32]) -> fmt::Result {
     w.write_char('[')?;

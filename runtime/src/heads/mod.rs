@@ -2,12 +2,14 @@
 //! semantics. Nothing here allocates: outputs are written into session memory.
 
 pub mod json;
+pub mod token_classification;
+
+pub use token_classification::Aggregation;
 
 use crate::format::{names, LoadError, ModelConfig, ModelFile, Pooling, TaskHead};
 use crate::kernels::reference::softmax;
 use crate::kernels::{GemmF32, Kernels};
 use crate::model::bert::Linear;
-use crate::tokenizer::{Token, NO_WORD};
 
 /// The head's weights.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +68,8 @@ impl<'a> Head<'a> {
             Head::Embedding { .. } => h,
             // Pooled [CLS] state, then the label scores.
             Head::SequenceClassification { classifier, .. } => h + classifier.n,
-            Head::TokenClassification { classifier } => seq * classifier.n,
+            // Logits, then one row of scratch for `average` aggregation.
+            Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
         }
     }
 
@@ -127,11 +130,41 @@ pub fn pool_embedding(
 
 /// Sequence classification: pooler (dense + tanh on `[CLS]`), classifier, softmax or sigmoid.
 /// `out` = `[pooled (h) | scores (labels)]`; returns the scores.
+/// Hugging Face's `function_to_apply` for classification scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreFunction {
+    Softmax,
+    /// Independent per-label probabilities (multi-label models).
+    Sigmoid,
+    /// The raw logits.
+    None,
+}
+
+impl ScoreFunction {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "softmax" => ScoreFunction::Softmax,
+            "sigmoid" => ScoreFunction::Sigmoid,
+            "none" => ScoreFunction::None,
+            _ => return None,
+        })
+    }
+
+    /// The pipeline's default: sigmoid for multi-label or single-output models, else softmax.
+    pub fn default_for(multi_label: bool, num_labels: usize) -> Self {
+        if multi_label || num_labels == 1 {
+            ScoreFunction::Sigmoid
+        } else {
+            ScoreFunction::Softmax
+        }
+    }
+}
+
 pub fn classify<'o>(
     kernels: &Kernels,
     pooler: &Linear<'_>,
     classifier: &Linear<'_>,
-    multi_label: bool,
+    function: ScoreFunction,
     hidden: &[f32],
     out: &'o mut [f32],
 ) -> &'o mut [f32] {
@@ -141,12 +174,12 @@ pub fn classify<'o>(
     pooled.iter_mut().for_each(|v| *v = libm::tanhf(*v));
     let scores = &mut scores[..classifier.n];
     linear_f32(kernels, classifier, pooled, 1, scores);
-    if multi_label {
-        scores
+    match function {
+        ScoreFunction::Sigmoid => scores
             .iter_mut()
-            .for_each(|v| *v = 1.0 / (1.0 + libm::expf(-*v)));
-    } else {
-        softmax(scores);
+            .for_each(|v| *v = 1.0 / (1.0 + libm::expf(-*v))),
+        ScoreFunction::Softmax => softmax(scores),
+        ScoreFunction::None => {}
     }
     scores
 }
@@ -167,10 +200,11 @@ pub fn rank(scores: &[f32], ranking: &mut [u32]) {
     }
 }
 
-/// One entity found by token classification (Hugging Face `aggregation_strategy="simple"`).
+/// One entity found by token classification (see [`token_classification::decode`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Entity {
-    /// The label id of the entity's first token; [`crate::model::Labels::entity_group`] names it.
+    /// The label id of the entity's first token (or word); [`crate::model::Labels::entity_group`]
+    /// names its group, [`crate::model::Labels::get`] the full tag (`aggregation = none`).
     pub label: u32,
     /// Mean of the member tokens' scores.
     pub score: f32,
@@ -180,76 +214,8 @@ pub struct Entity {
     /// Byte offsets into the original text: `word = &text[byte_start..byte_end]`.
     pub byte_start: u32,
     pub byte_end: u32,
-}
-
-/// Token logits `[seq, labels]` -> per-token probabilities (in place) -> entities grouped with
-/// Hugging Face's `simple` strategy: consecutive tokens of the same type join unless a token is
-/// tagged `B-`; labels without a B-/I- prefix act as `I-`; entities of `ignore` (e.g. `O`) are
-/// dropped. Special tokens are skipped. Returns how many entities were written.
-pub fn group_entities(
-    labels: &crate::model::Labels<'_>,
-    tokens: &[Token],
-    probs: &mut [f32],
-    num_labels: usize,
-    ignore: &[&str],
-    out: &mut [Entity],
-) -> usize {
-    let mut count = 0;
-    // The open group: (entity, number of member tokens, sum of scores).
-    let mut open: Option<(Entity, u32, f32)> = None;
-    let mut flush = |g: (Entity, u32, f32), count: &mut usize| {
-        let (mut e, n, sum) = g;
-        e.score = sum / n as f32;
-        let group = labels.entity_group(e.label as usize);
-        if !ignore.contains(&group) && *count < out.len() {
-            out[*count] = e;
-            *count += 1;
-        }
-    };
-    for (t, tok) in tokens.iter().enumerate() {
-        let row = &mut probs[t * num_labels..(t + 1) * num_labels];
-        if tok.word == NO_WORD {
-            continue;
-        }
-        softmax(row);
-        let (best, score) =
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bs), (i, &s)| {
-                    if s > bs {
-                        (i, s)
-                    } else {
-                        (bi, bs)
-                    }
-                });
-        let (is_begin, tag) = labels.bio_tag(best);
-        let entity = Entity {
-            label: best as u32,
-            score,
-            start: tok.start,
-            end: tok.end,
-            byte_start: tok.byte_start,
-            byte_end: tok.byte_end,
-        };
-        match open.as_mut() {
-            Some((e, n, sum)) if !is_begin && labels.bio_tag(e.label as usize).1 == tag => {
-                e.end = tok.end;
-                e.byte_end = tok.byte_end;
-                *n += 1;
-                *sum += score;
-            }
-            _ => {
-                if let Some(g) = open.take() {
-                    flush(g, &mut count);
-                }
-                open = Some((entity, 1, score));
-            }
-        }
-    }
-    if let Some(g) = open.take() {
-        flush(g, &mut count);
-    }
-    count
+    /// Index of the (first) token in the encoded sequence (Hugging Face's `index`).
+    pub index: u32,
 }
 
 /// Token classification logits for every token.

@@ -188,8 +188,9 @@ pub struct Kernels {
     pub softmax: fn(x: &mut [f32]),
     /// The feed-forward activation in place.
     pub activate: fn(act: Activation, x: &mut [f32]),
-    /// Multi-head attention of one layer.
-    pub attention: fn(a: &mut vector::Attention<'_>),
+    /// Multi-head attention of one layer, for a range of heads, with a private scores buffer.
+    pub attention:
+        fn(a: &vector::Attention<'_>, heads: core::ops::Range<usize>, scores: &mut [f32]),
     /// `x = LayerNorm(x + residual)` row by row.
     pub add_layer_norm: AddLayerNorm,
 }

@@ -211,8 +211,20 @@ pub fn activate(act: Activation, x: &mut [f32]) {
 }
 
 /// Attention with the exact softmax.
-pub fn attention(a: &mut super::vector::Attention<'_>) {
-    super::vector::attention(a, softmax)
+pub fn attention(
+    a: &super::vector::Attention<'_>,
+    heads: core::ops::Range<usize>,
+    scores: &mut [f32],
+) {
+    super::vector::attention(
+        a,
+        heads,
+        scores,
+        softmax,
+        |m, n, k, x, y, out, ldc, alpha| {
+            super::vector::gemm_nn(m, n, k, x, y, out, ldc, alpha, |p, q, r| p * q + r)
+        },
+    )
 }
 
 pub fn add_layer_norm(

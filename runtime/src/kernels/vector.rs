@@ -4,6 +4,8 @@
 //! within 2e-7 absolute, far below the 1e-4 the model is verified to.
 
 use crate::format::Activation;
+use crate::parallel::SharedMut;
+use core::ops::Range;
 
 const LOG2E: f32 = core::f32::consts::LOG2_E;
 // ln 2 split in two (Cody-Waite, as Cephes): LN2_HI has 9 significant bits, so `n * LN2_HI` is
@@ -14,9 +16,10 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// e^x for x in [-87, 88] (clamped outside: softmax only meets differences to the max).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
     let x = x.clamp(-87.0, 88.0);
-    // n = round(x / ln 2) with the 1.5 * 2^23 trick (no rounding intrinsic needed in no_std).
-    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC; // round(x / ln 2), exactly
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // e^r on |r| <= ln2 / 2: Taylor to degree 7 (truncation error < 3e-9 relative).
     let p = 1.0
@@ -25,8 +28,9 @@ pub fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // 2^n through the exponent bits (n in [-126, 127] after the clamp).
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from the integer sitting in t's low mantissa bits (no float-to-int conversion, which
+    // would not vectorise): bits(t) - bits(MAGIC) = n, n in [-126, 127] after the clamp.
+    let scale = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
@@ -39,11 +43,8 @@ pub fn erf(x: f32) -> f32 {
         * (0.254_829_6
             + t * (-0.284_496_72 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let y = 1.0 - poly * exp(-a * a);
-    if x < 0.0 {
-        -y
-    } else {
-        y
-    }
+    // Restore the sign with a bit operation (a branch or select would block vectorisation).
+    f32::from_bits(y.to_bits() | (x.to_bits() & 0x8000_0000))
 }
 
 #[inline(always)]
@@ -74,12 +75,16 @@ pub fn softmax(x: &mut [f32]) {
             sums[l] += c[l];
         }
     }
-    let mut sum = 0.0;
-    for v in chunks.into_remainder() {
-        *v = exp(*v - max);
-        sum += *v;
+    // The tail through one padded 16-lane block, so it vectorises too (exp(-inf - max) = 0).
+    let tail = chunks.into_remainder();
+    let mut block = [f32::NEG_INFINITY; 16];
+    block[..tail.len()].copy_from_slice(tail);
+    for l in 0..16 {
+        block[l] = exp(block[l] - max);
+        sums[l] += block[l];
     }
-    sum += sums.iter().sum::<f32>();
+    tail.copy_from_slice(&block[..tail.len()]);
+    let sum = sums.iter().sum::<f32>();
     let inv = 1.0 / sum;
     for v in x.iter_mut() {
         *v *= inv;
@@ -110,10 +115,10 @@ pub fn activate(act: Activation, x: &mut [f32]) {
     }
 }
 
-/// One encoder layer's multi-head attention, `ctx = softmax(q k^T / sqrt(d)) v`, head by head.
-/// All of `q`, `k`, `v`, `ctx` are `[seq, hidden]` with heads side by side. K is first transposed
-/// (`kt[(head * d + t) * seq + j] = k[j][head * d + t]`) so that every inner loop runs over
-/// contiguous memory.
+/// One encoder layer's multi-head attention, `ctx = softmax(q k^T / sqrt(d)) v`, for a range of
+/// heads (parallel parts take disjoint ranges). `q`, `k`, `v`, `ctx` are `[seq, hidden]` with
+/// heads side by side. Each head's K is first transposed into `kt` (`kt[(head * d + t) * seq + j]
+/// = k[j][head * d + t]`) so that every inner loop runs over contiguous memory.
 #[derive(Debug)]
 pub struct Attention<'a> {
     pub seq: usize,
@@ -122,41 +127,49 @@ pub struct Attention<'a> {
     pub q: &'a [f32],
     pub k: &'a [f32],
     pub v: &'a [f32],
-    /// `[hidden, seq]` scratch.
-    pub kt: &'a mut [f32],
-    /// `[seq, seq]` scratch.
-    pub scores: &'a mut [f32],
-    pub ctx: &'a mut [f32],
+    /// `[hidden, seq]` scratch; head `h` uses rows `h * d .. (h + 1) * d`.
+    pub kt: SharedMut<f32>,
+    /// `[seq, hidden]` output; head `h` writes columns `h * d .. (h + 1) * d`.
+    pub ctx: SharedMut<f32>,
 }
 
+/// Heads `heads` of `a`, with `scores` (`seq * seq`) private to the caller.
 #[inline(always)]
-pub fn attention(a: &mut Attention<'_>, softmax: impl Fn(&mut [f32])) {
+pub fn attention(
+    a: &Attention<'_>,
+    heads: Range<usize>,
+    scores: &mut [f32],
+    softmax: impl Fn(&mut [f32]),
+    gemm: impl Fn(usize, usize, usize, Matrix<'_>, Matrix<'_>, Out<'_>, usize, f32),
+) {
     let (seq, d) = (a.seq, a.head_dim);
     let h = a.heads * d;
     let scale = 1.0 / libm::sqrtf(d as f32);
-    let kt = &mut a.kt[..seq * h];
-    for (j, row) in a.k[..seq * h].chunks_exact(h).enumerate() {
-        for (col, &v) in row.iter().enumerate() {
-            kt[col * seq + j] = v;
-        }
-    }
-    let scores = &mut a.scores[..seq * seq];
-    for head in 0..a.heads {
+    let scores = &mut scores[..seq * seq];
+    for head in heads {
         let off = head * d;
+        // SAFETY: head `head` belongs to this part only, and its rows of `kt` are disjoint from
+        // every other head's.
+        let kt = unsafe { a.kt.range(off * seq..(off + d) * seq) };
+        for (j, row) in a.k[..seq * h].chunks_exact(h).enumerate() {
+            for (t, &v) in row[off..off + d].iter().enumerate() {
+                kt[t * seq + j] = v;
+            }
+        }
         // scores = scale * Q_h K_h^T
         let q = Matrix {
             data: &a.q[off..],
             stride: h,
         };
         let k_t = Matrix {
-            data: &kt[off * seq..],
+            data: kt,
             stride: seq,
         };
-        gemm_nn(seq, seq, d, q, k_t, scores, seq, scale);
+        gemm(seq, seq, d, q, k_t, Out::Slice(scores), seq, scale);
         for row in scores.chunks_exact_mut(seq) {
             softmax(row);
         }
-        // ctx_h = P V_h
+        // ctx[:, off..off + d] = P V_h
         let p = Matrix {
             data: scores,
             stride: seq,
@@ -165,7 +178,11 @@ pub fn attention(a: &mut Attention<'_>, softmax: impl Fn(&mut [f32])) {
             data: &a.v[off..],
             stride: h,
         };
-        gemm_nn(seq, d, seq, p, v, &mut a.ctx[off..], h, 1.0);
+        let ctx = Out::Columns {
+            out: a.ctx,
+            col0: off,
+        };
+        gemm(seq, d, seq, p, v, ctx, h, 1.0);
     }
 }
 
@@ -174,6 +191,34 @@ pub fn attention(a: &mut Attention<'_>, softmax: impl Fn(&mut [f32])) {
 pub struct Matrix<'a> {
     pub data: &'a [f32],
     pub stride: usize,
+}
+
+/// Where [`gemm_nn`] writes: a slice of its own, or a block of columns of a matrix that other
+/// parallel parts write other columns of.
+#[derive(Debug)]
+pub enum Out<'a> {
+    Slice(&'a mut [f32]),
+    /// Columns `col0 ..` of every row; the caller owns those columns exclusively.
+    Columns {
+        out: SharedMut<f32>,
+        col0: usize,
+    },
+}
+
+impl Out<'_> {
+    /// Row `i`, columns `j .. j + len` (relative to the output block).
+    #[inline(always)]
+    pub fn row(&mut self, ldc: usize, i: usize, j: usize, len: usize) -> &mut [f32] {
+        match self {
+            Out::Slice(s) => &mut s[i * ldc + j..i * ldc + j + len],
+            Out::Columns { out, col0 } => {
+                let start = i * ldc + *col0 + j;
+                // SAFETY: the caller of `gemm_nn` owns these columns exclusively (see `Out`), and
+                // the returned slice does not outlive this row's store.
+                unsafe { out.range(start..start + len) }
+            }
+        }
+    }
 }
 
 /// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (`c` overwritten, row stride `ldc`), register-tiled
@@ -186,9 +231,10 @@ pub fn gemm_nn(
     k: usize,
     a: Matrix<'_>,
     b: Matrix<'_>,
-    c: &mut [f32],
+    mut c: Out<'_>,
     ldc: usize,
     alpha: f32,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
     let mut i = 0;
     while i + 4 <= m {
@@ -206,20 +252,20 @@ pub fn gemm_nn(
                 let b0: &[f32; 16] = bp[..16].try_into().unwrap();
                 let b1: &[f32; 16] = bp[16..].try_into().unwrap();
                 let (a0, a1, a2, a3) = (r0[p], r1[p], r2[p], r3[p]);
-                axpy16(&mut c00, a0, b0);
-                axpy16(&mut c01, a0, b1);
-                axpy16(&mut c10, a1, b0);
-                axpy16(&mut c11, a1, b1);
-                axpy16(&mut c20, a2, b0);
-                axpy16(&mut c21, a2, b1);
-                axpy16(&mut c30, a3, b0);
-                axpy16(&mut c31, a3, b1);
+                axpy16(&mut c00, a0, b0, madd);
+                axpy16(&mut c01, a0, b1, madd);
+                axpy16(&mut c10, a1, b0, madd);
+                axpy16(&mut c11, a1, b1, madd);
+                axpy16(&mut c20, a2, b0, madd);
+                axpy16(&mut c21, a2, b1, madd);
+                axpy16(&mut c30, a3, b0, madd);
+                axpy16(&mut c31, a3, b1, madd);
             }
             for (r, (lo, hi)) in [(c00, c01), (c10, c11), (c20, c21), (c30, c31)]
                 .iter()
                 .enumerate()
             {
-                let out = &mut c[(i + r) * ldc + j..][..32];
+                let out = c.row(ldc, i + r, j, 32);
                 store16(&mut out[..16], lo, alpha);
                 store16(&mut out[16..], hi, alpha);
             }
@@ -231,18 +277,33 @@ pub fn gemm_nn(
             let [r0, r1, r2, r3] = rows;
             for p in 0..k {
                 let b0: &[f32; 16] = b.data[p * b.stride + j..][..16].try_into().unwrap();
-                axpy16(&mut c0, r0[p], b0);
-                axpy16(&mut c1, r1[p], b0);
-                axpy16(&mut c2, r2[p], b0);
-                axpy16(&mut c3, r3[p], b0);
+                axpy16(&mut c0, r0[p], b0, madd);
+                axpy16(&mut c1, r1[p], b0, madd);
+                axpy16(&mut c2, r2[p], b0, madd);
+                axpy16(&mut c3, r3[p], b0, madd);
             }
             for (r, acc) in [c0, c1, c2, c3].iter().enumerate() {
-                store16(&mut c[(i + r) * ldc + j..][..16], acc, alpha);
+                store16(c.row(ldc, i + r, j, 16), acc, alpha);
             }
             j += 16;
         }
-        for r in 0..4 {
-            gemm_row_tail(k, rows[r], b, &mut c[(i + r) * ldc..], j, n, alpha);
+        if j < n {
+            // Fewer than 16 columns left: the same 4 x 16 tile on zero-padded copies of B's rows.
+            let cols = n - j;
+            let z = [0.0f32; 16];
+            let (mut c0, mut c1, mut c2, mut c3) = (z, z, z, z);
+            let [r0, r1, r2, r3] = rows;
+            for p in 0..k {
+                let mut b0 = z;
+                b0[..cols].copy_from_slice(&b.data[p * b.stride + j..][..cols]);
+                axpy16(&mut c0, r0[p], &b0, madd);
+                axpy16(&mut c1, r1[p], &b0, madd);
+                axpy16(&mut c2, r2[p], &b0, madd);
+                axpy16(&mut c3, r3[p], &b0, madd);
+            }
+            for (r, acc) in [c0, c1, c2, c3].iter().enumerate() {
+                store16(c.row(ldc, i + r, j, cols), acc, alpha);
+            }
         }
         i += 4;
     }
@@ -256,40 +317,34 @@ pub fn gemm_nn(
                     &mut acc,
                     av,
                     b.data[p * b.stride + j..][..16].try_into().unwrap(),
+                    madd,
                 );
             }
-            store16(&mut c[i * ldc + j..][..16], &acc, alpha);
+            store16(c.row(ldc, i, j, 16), &acc, alpha);
             j += 16;
         }
-        gemm_row_tail(k, row, b, &mut c[i * ldc..], j, n, alpha);
+        gemm_row_tail(k, row, b, c.row(ldc, i, j, n - j), j, alpha);
         i += 1;
     }
 }
 
-/// Columns `j0..n` of one output row, one at a time.
+/// Columns `j0 ..` of one output row, one at a time (`out` holds exactly those columns).
 #[inline(always)]
-fn gemm_row_tail(
-    k: usize,
-    row: &[f32],
-    b: Matrix<'_>,
-    c: &mut [f32],
-    j0: usize,
-    n: usize,
-    alpha: f32,
-) {
-    for (j, out) in c.iter_mut().enumerate().take(n).skip(j0) {
+fn gemm_row_tail(k: usize, row: &[f32], b: Matrix<'_>, out: &mut [f32], j0: usize, alpha: f32) {
+    for (jj, o) in out.iter_mut().enumerate() {
+        let j = j0 + jj;
         let mut acc = 0.0;
         for (p, &av) in row.iter().enumerate().take(k) {
             acc += av * b.data[p * b.stride + j];
         }
-        *out = acc * alpha;
+        *o = acc * alpha;
     }
 }
 
 #[inline(always)]
-fn axpy16(acc: &mut [f32; 16], a: f32, b: &[f32; 16]) {
+fn axpy16(acc: &mut [f32; 16], a: f32, b: &[f32; 16], madd: impl Fn(f32, f32, f32) -> f32) {
     for l in 0..16 {
-        acc[l] += a * b[l];
+        acc[l] = madd(a, b[l], acc[l]);
     }
 }
 

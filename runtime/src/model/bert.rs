@@ -4,7 +4,9 @@
 //! `transformers/models/bert/modeling_bert.py`. All working memory comes from [`Scratch`].
 
 use crate::format::{names, LoadError, ModelConfig, ModelFile, TensorView};
+use crate::kernels::vector::Attention;
 use crate::kernels::{GemmF32, GemmI8, Kernels, Layout, PackedI8, Weights};
+use crate::parallel::{split_range, Parallel, SharedMut};
 use core::fmt::Write;
 
 /// The most encoder layers a model may have (bert-large has 24).
@@ -110,7 +112,8 @@ impl<'a> Linear<'a> {
         })
     }
 
-    /// `out[m][n] = x[m] W^T + b`. In int8 precision `xq`/`xs` receive the quantized rows of `x`.
+    /// `out = x W^T + b` for the `m` rows of `x`. In int8 precision `xq`/`xs` (at least `m` rows)
+    /// receive the quantized rows of `x`, unless `prequantized` says they already hold them.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -120,6 +123,7 @@ impl<'a> Linear<'a> {
         m: usize,
         xq: &mut [i8],
         xs: &mut [f32],
+        prequantized: bool,
         out: &mut [f32],
     ) {
         let (n, k) = (self.n, self.k);
@@ -127,7 +131,9 @@ impl<'a> Linear<'a> {
         match (precision, self.weight) {
             (Precision::Int8, Weights::I8(w)) => {
                 let (xq, xs) = (&mut xq[..m * k], &mut xs[..m]);
-                (kernels.quantize_rows)(&x[..m * k], k, xq, xs);
+                if !prequantized {
+                    (kernels.quantize_rows)(&x[..m * k], k, xq, xs);
+                }
                 let p = GemmI8 {
                     m,
                     a: xq,
@@ -137,6 +143,7 @@ impl<'a> Linear<'a> {
                 };
                 (kernels.gemm_i8)(&p, out);
             }
+            // f32 precision, or an f32 layer in a mixed model: the f32 activations directly.
             (_, weight) => {
                 let p = GemmF32 {
                     m,
@@ -252,7 +259,7 @@ pub struct Scratch<'s> {
     pub ctx: &'s mut [f32],
     /// `[seq, intermediate]`.
     pub ffn: &'s mut [f32],
-    /// `[seq, seq]`: one head's attention probabilities.
+    /// `[parts, seq, seq]`: each parallel part's attention probabilities for one head.
     pub scores: &'s mut [f32],
     /// `[hidden, seq]`: K transposed.
     pub kt: &'s mut [f32],
@@ -263,10 +270,10 @@ pub struct Scratch<'s> {
 }
 
 impl Scratch<'_> {
-    /// f32 elements needed for `seq` tokens.
-    pub fn f32_len(c: &ModelConfig, seq: usize) -> usize {
+    /// f32 elements needed for `seq` tokens run in `parts` parallel parts.
+    pub fn f32_len(c: &ModelConfig, seq: usize, parts: usize) -> usize {
         let (h, i) = (c.hidden_size as usize, c.intermediate_size as usize);
-        6 * seq * h + seq * i + seq * seq + seq
+        6 * seq * h + seq * i + parts.max(1) * seq * seq + seq
     }
     /// i8 elements needed for `seq` tokens.
     pub fn i8_len(c: &ModelConfig, seq: usize) -> usize {
@@ -276,11 +283,12 @@ impl Scratch<'_> {
     pub fn carve<'s>(
         c: &ModelConfig,
         seq: usize,
+        parts: usize,
         f: &'s mut [f32],
         i8s: &'s mut [i8],
     ) -> Option<Scratch<'s>> {
         let (h, i) = (c.hidden_size as usize, c.intermediate_size as usize);
-        if f.len() < Self::f32_len(c, seq) || i8s.len() < Self::i8_len(c, seq) {
+        if f.len() < Self::f32_len(c, seq, parts) || i8s.len() < Self::i8_len(c, seq) {
             return None;
         }
         let (hidden, f) = f.split_at_mut(seq * h);
@@ -289,7 +297,7 @@ impl Scratch<'_> {
         let (v, f) = f.split_at_mut(seq * h);
         let (ctx, f) = f.split_at_mut(seq * h);
         let (ffn, f) = f.split_at_mut(seq * i);
-        let (scores, f) = f.split_at_mut(seq * seq);
+        let (scores, f) = f.split_at_mut(parts.max(1) * seq * seq);
         let (kt, f) = f.split_at_mut(seq * h);
         let (act_scales, _) = f.split_at_mut(seq);
         Some(Scratch {
@@ -369,12 +377,11 @@ impl<'a> Encoder<'a> {
 
     /// Runs the encoder on `seq` tokens; `input(t)` gives token `t`'s (id, token type). Afterwards
     /// `scratch.hidden[..seq * hidden]` holds the last hidden states. The caller guarantees that
-    /// `seq` fits the scratch and the position table and that ids and types are in range
-    /// ([`Encoder::check_input`]).
+    /// `seq` fits the scratch (carved for `par.parts()`) and the position table, and that ids and
+    /// types are in range ([`Encoder::check_input`]).
     pub fn forward(
         &self,
-        kernels: &Kernels,
-        precision: Precision,
+        exec: &Exec<'_>,
         seq: usize,
         input: impl Fn(usize) -> (u32, u32),
         s: &mut Scratch<'_>,
@@ -390,9 +397,9 @@ impl<'a> Encoder<'a> {
             e.token_type.add_row(token_type as usize, row);
             e.position.add_row(t, row);
         }
-        e.layer_norm.forward(kernels, hidden, None);
+        e.layer_norm.forward(exec.kernels, hidden, None);
         for layer in &self.layers {
-            self.layer_forward(layer, kernels, precision, seq, s);
+            self.layer_forward(layer, exec, seq, s);
         }
     }
 
@@ -406,131 +413,168 @@ impl<'a> Encoder<'a> {
                 .is_none_or(|tt| tt.len() == ids.len() && tt.iter().all(|&t| t < c.type_vocab_size))
     }
 
-    fn layer_forward(
-        &self,
-        l: &Layer<'_>,
-        kernels: &Kernels,
-        precision: Precision,
-        seq: usize,
-        s: &mut Scratch<'_>,
-    ) {
+    /// One `BertLayer`, in five parallel steps; between steps every part waits for the others.
+    /// Row-local work (quantization, residual + LayerNorm, GELU) is fused into the step that
+    /// produces its rows; attention is split by heads.
+    fn layer_forward(&self, l: &Layer<'_>, exec: &Exec<'_>, seq: usize, s: &mut Scratch<'_>) {
         let c = &self.config;
-        let h = c.hidden_size as usize;
-        let x = &s.hidden[..seq * h];
-        // The three projections share one quantization of x (int8 path).
-        match precision {
-            Precision::Int8 => {
-                let (xq, xs) = (&mut s.act_q[..seq * h], &mut s.act_scales[..seq]);
-                (kernels.quantize_rows)(x, h, xq, xs);
-                for (lin, out) in [
-                    (&l.query, &mut *s.q),
-                    (&l.key, &mut *s.k),
-                    (&l.value, &mut *s.v),
-                ] {
-                    project_shared(kernels, lin, x, xq, xs, seq, out);
-                }
-            }
-            Precision::F32 => {
-                for (lin, out) in [
-                    (&l.query, &mut *s.q),
-                    (&l.key, &mut *s.k),
-                    (&l.value, &mut *s.v),
-                ] {
-                    lin.forward(kernels, precision, x, seq, s.act_q, s.act_scales, out);
-                }
-            }
-        }
-        self.attention(kernels, seq, s);
-        // Attention output projection + residual + LayerNorm. `q` is free now: use it as output.
-        l.attention_output.forward(
-            kernels,
-            precision,
-            &s.ctx[..seq * h],
-            seq,
-            s.act_q,
-            s.act_scales,
-            s.q,
+        let (h, inter) = (c.hidden_size as usize, c.intermediate_size as usize);
+        let (kernels, precision, par) = (exec.kernels, exec.precision, exec.par);
+        let hidden = SharedMut::new(&mut s.hidden[..seq * h]);
+        let (q, k, v) = (
+            SharedMut::new(&mut s.q[..seq * h]),
+            SharedMut::new(&mut s.k[..seq * h]),
+            SharedMut::new(&mut s.v[..seq * h]),
         );
-        l.attention_norm
-            .forward(kernels, &mut s.hidden[..seq * h], Some(&s.q[..seq * h]));
-        // Feed-forward.
-        let i = c.intermediate_size as usize;
-        l.intermediate.forward(
-            kernels,
-            precision,
-            &s.hidden[..seq * h],
-            seq,
-            s.act_q,
-            s.act_scales,
-            s.ffn,
-        );
-        (kernels.activate)(c.activation, &mut s.ffn[..seq * i]);
-        l.output.forward(
-            kernels,
-            precision,
-            &s.ffn[..seq * i],
-            seq,
-            s.act_q,
-            s.act_scales,
-            s.q,
-        );
-        l.output_norm
-            .forward(kernels, &mut s.hidden[..seq * h], Some(&s.q[..seq * h]));
-    }
+        let ctx = SharedMut::new(&mut s.ctx[..seq * h]);
+        let ffn = SharedMut::new(&mut s.ffn[..seq * inter]);
+        let act_q = SharedMut::new(&mut s.act_q[..seq * h.max(inter)]);
+        let act_scales = SharedMut::new(&mut s.act_scales[..seq]);
+        let kt = SharedMut::new(&mut s.kt[..seq * h]);
+        let scores = SharedMut::new(&mut *s.scores);
 
-    fn attention(&self, kernels: &Kernels, seq: usize, s: &mut Scratch<'_>) {
-        let c = &self.config;
-        let h = c.hidden_size as usize;
-        let mut args = crate::kernels::vector::Attention {
-            seq,
-            heads: c.num_heads as usize,
-            head_dim: c.head_dim(),
-            q: &s.q[..seq * h],
-            k: &s.k[..seq * h],
-            v: &s.v[..seq * h],
-            kt: &mut s.kt[..seq * h],
-            scores: &mut s.scores[..seq * seq],
-            ctx: &mut s.ctx[..seq * h],
-        };
-        (kernels.attention)(&mut args);
+        // Each part owns rows `rows(part)` of every [seq, *] buffer in the row-split steps.
+        let rows = |part: usize, parts: usize| split_range(seq, part, parts, ROW_BLOCK);
+
+        // 1. Q, K, V projections; in int8 they share one quantization of the hidden states.
+        par.for_each(&|part, parts| {
+            let r = rows(part, parts);
+            if r.is_empty() {
+                return;
+            }
+            let m = r.len();
+            // SAFETY: row ranges of different parts are disjoint, and the buffers outlive the job.
+            let (x, xq, xs) = unsafe {
+                (
+                    &*hidden.range(r.start * h..r.end * h),
+                    act_q.range(r.start * h..r.end * h),
+                    act_scales.range(r.clone()),
+                )
+            };
+            let mut quantized = false;
+            for (lin, out) in [(&l.query, q), (&l.key, k), (&l.value, v)] {
+                // SAFETY: as above.
+                let out = unsafe { out.range(r.start * h..r.end * h) };
+                lin.forward(kernels, precision, x, m, xq, xs, quantized, out);
+                quantized = precision == Precision::Int8 && matches!(lin.weight, Weights::I8(_));
+            }
+        });
+
+        // 2. Attention, split by heads; each part has its own scores buffer.
+        {
+            let heads = c.num_heads as usize;
+            // SAFETY: steps are separated by `for_each` returning, so q, k, v are no longer written
+            // while attention reads them, and nothing else borrows them during this step.
+            let (qr, kr, vr) = unsafe {
+                (
+                    &*q.range(0..seq * h),
+                    &*k.range(0..seq * h),
+                    &*v.range(0..seq * h),
+                )
+            };
+            let args = Attention {
+                seq,
+                heads,
+                head_dim: c.head_dim(),
+                q: qr,
+                k: kr,
+                v: vr,
+                kt,
+                ctx,
+            };
+            par.for_each(&|part, parts| {
+                let hs = split_range(heads, part, parts, 1);
+                if hs.is_empty() {
+                    return;
+                }
+                // SAFETY: each part uses its own `seq * seq` block of `scores`.
+                let sc = unsafe { scores.range(part * seq * seq..(part + 1) * seq * seq) };
+                (kernels.attention)(&args, hs, sc);
+            });
+        }
+
+        // 3. Attention output projection, residual, LayerNorm (row-local). `q` is free now.
+        par.for_each(&|part, parts| {
+            let r = rows(part, parts);
+            if r.is_empty() {
+                return;
+            }
+            // SAFETY: disjoint row ranges per part; attention finished writing `ctx`.
+            let (x, xq, xs, out, hid) = unsafe {
+                (
+                    &*ctx.range(r.start * h..r.end * h),
+                    act_q.range(r.start * h..r.end * h),
+                    act_scales.range(r.clone()),
+                    q.range(r.start * h..r.end * h),
+                    hidden.range(r.start * h..r.end * h),
+                )
+            };
+            l.attention_output
+                .forward(kernels, precision, x, r.len(), xq, xs, false, out);
+            l.attention_norm.forward(kernels, hid, Some(out));
+        });
+
+        // 4. Intermediate projection and activation (row-local).
+        par.for_each(&|part, parts| {
+            let r = rows(part, parts);
+            if r.is_empty() {
+                return;
+            }
+            // SAFETY: disjoint row ranges per part.
+            let (x, xq, xs, out) = unsafe {
+                (
+                    &*hidden.range(r.start * h..r.end * h),
+                    act_q.range(r.start * h..r.end * h),
+                    act_scales.range(r.clone()),
+                    ffn.range(r.start * inter..r.end * inter),
+                )
+            };
+            l.intermediate
+                .forward(kernels, precision, x, r.len(), xq, xs, false, out);
+            (kernels.activate)(c.activation, out);
+        });
+
+        // 5. Output projection, residual, LayerNorm (row-local).
+        par.for_each(&|part, parts| {
+            let r = rows(part, parts);
+            if r.is_empty() {
+                return;
+            }
+            // SAFETY: disjoint row ranges per part.
+            let (x, xq, xs, out, hid) = unsafe {
+                (
+                    &*ffn.range(r.start * inter..r.end * inter),
+                    act_q.range(r.start * inter..r.end * inter),
+                    act_scales.range(r.clone()),
+                    q.range(r.start * h..r.end * h),
+                    hidden.range(r.start * h..r.end * h),
+                )
+            };
+            l.output
+                .forward(kernels, precision, x, r.len(), xq, xs, false, out);
+            l.output_norm.forward(kernels, hid, Some(out));
+        });
     }
 }
 
-/// A projection in the int8 path whose input rows were already quantized (Q, K and V share one
-/// quantization of the hidden states). f32 weights (mixed-precision models) use `x` directly.
-#[allow(clippy::too_many_arguments)]
-fn project_shared(
-    kernels: &Kernels,
-    lin: &Linear<'_>,
-    x: &[f32],
-    xq: &[i8],
-    xs: &[f32],
-    m: usize,
-    out: &mut [f32],
-) {
-    let out = &mut out[..m * lin.n];
-    match lin.weight {
-        Weights::I8(w) => {
-            let p = GemmI8 {
-                m,
-                a: xq,
-                a_scales: xs,
-                w,
-                bias: Some(lin.bias),
-            };
-            (kernels.gemm_i8)(&p, out);
-        }
-        w @ Weights::F32(_) => {
-            let p = GemmF32 {
-                m,
-                n: lin.n,
-                k: lin.k,
-                a: x,
-                w,
-                bias: Some(lin.bias),
-            };
-            (kernels.gemm_f32)(&p, out);
-        }
+/// Rows per parallel block: a multiple of every int8 kernel's row tile.
+const ROW_BLOCK: usize = 8;
+
+/// What a forward pass runs with: the kernel table, the precision, and the parallel executor.
+#[derive(Clone, Copy)]
+pub struct Exec<'p> {
+    pub kernels: &'static Kernels,
+    pub precision: Precision,
+    pub par: &'p dyn Parallel,
+}
+
+impl core::fmt::Debug for Exec<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Exec")
+            .field("kernels", &self.kernels.name)
+            .field("precision", &self.precision)
+            .field("parts", &self.par.parts())
+            .finish()
     }
 }
 

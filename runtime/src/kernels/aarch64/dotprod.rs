@@ -9,7 +9,8 @@
 //! accumulators, 4 activation and 8 weight registers; per 16 k: 4 row loads, 4 `LD1` (x4) of
 //! weights, 64 `SDOT` (1024 MACs) and 2 loop instructions: 13.8 MACs per instruction. Rows left
 //! over (1-3) use a generic intrinsics step (SDOT through a one-instruction `asm!`). The k tail
-//! (k % 16) runs one more step over zero-padded copies of the rows' and the panel's tails.
+//! (k % 16) runs one more step over zero-padded copies of the rows' and the panel's tails. A
+//! full tile's output step is `asm!` too (`store4x16`).
 
 use super::{has_dotprod, padded, sizes_ok, Cols, Raw};
 use crate::kernels::{reference, GemmI8, Kernels, Layout};

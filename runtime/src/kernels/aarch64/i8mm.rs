@@ -7,10 +7,16 @@
 //! of row 0 fills both halves of 4 registers (one k-group each), `LD4` (lane 1) of row 1 replaces
 //! their upper halves, so 2 instructions give 4 tiles covering 32 k.
 //!
-//! Micro-kernel: 4 rows (2 row pairs) x 16 columns (2 panels): 16 accumulators, 8 activation and
-//! 4 weight registers; per 32 k: 4 activation loads, 8 `LD1` (x4) of weights, 64 `SMMLA` (2048
-//! MACs). Leftover rows: 2 rows (1 pair), or an odd row paired with itself; a leftover panel:
-//! 8 columns. The accumulators are de-interleaved into rows with `UZP1/UZP2` at the end.
+//! Micro-kernel (an `asm!` loop, the SMMLA intrinsics being unstable): 4 rows (2 row pairs) x
+//! 16 columns (2 panels), 16 accumulators, 8 activation and 8 weight registers; per 32 k: 4
+//! activation loads, 8 `LD1` (x4) of weights, 64 `SMMLA` (2048 MACs) and 2 loop instructions:
+//! 26 MACs per instruction. A 4 x 8 variant takes an odd last panel; 1-3 leftover rows run as
+//! 2 rows (1 pair) or 4 with an odd row paired with itself (2 rows use an intrinsics step). The
+//! k tail (k % 32) runs one more step over zero-padded copies. The output step de-interleaves
+//! the 2x2 tiles with `UZP1/UZP2`; for a full tile it is `asm!` too (`store4x16`).
+//!
+//! Activations are read in place (no packing buffer): the structure loads cost 2 instructions
+//! per 4 tiles, as little as loading a packed copy would, and need no K blocking.
 //! K4N16 weights go to the SDOT kernel (every i8mm CPU has dotprod), others to the reference.
 
 use super::{has_i8mm, padded, sizes_ok, Cols, Raw};

@@ -1,10 +1,10 @@
 //! aarch64 kernel tables: [`NEON`] (ARMv8.0: Cortex-A53/A72, Raspberry Pi 3/4), [`DOTPROD`]
 //! (SDOT: Cortex-A55/A76, Pi 5, RK3588) and [`I8MM`] (SMMLA: Neoverse V1/V2, Cortex-A710+).
 //!
-//! - NEON and DOTPROD take [`Layout::K4N16`] weights, I8MM takes [`Layout::K8N8`] (and runs
-//!   K4N16 models with the DOTPROD kernel); every other layout goes to the reference.
+//! - NEON and DOTPROD take K4N16 weights, I8MM takes K8N8 (and runs K4N16 models with the
+//!   DOTPROD kernel); every other layout goes to the reference (see [`super::pack`]).
 //! - All three share the NEON activation quantizer [`quantize_rows`] (bit-identical to the
-//!   reference) and the output step [`Raw::store`] (`acc as f32 * (a_scale * w_scale) + bias`, a
+//!   reference) and the output step `Raw::store` (`acc as f32 * (a_scale * w_scale) + bias`, a
 //!   separate multiply and add: no FMLA).
 //! - SDOT and SMMLA are written with `asm!` (their intrinsics are unstable) inside functions
 //!   compiled with `#[target_feature(enable = "dotprod" / "i8mm")]`. The table wrappers check
@@ -291,9 +291,10 @@ fn quantize_row(row: &[f32], inv: f32, q: &mut [i8]) {
         let sign = vdupq_n_u32(0x8000_0000);
         let round = |v: float32x4_t| {
             let t = vmulq_f32(v, vinv);
-            // t + copysign(0.5, t): equal to the reference's `t >= 0 ? 0.5 : -0.5` except for
-            // t = -0.0 and NaN, which truncate to 0 either way.
-            vreinterpretq_s16_s32(vcvtq_s32_f32(vaddq_f32(t, vbslq_f32(sign, t, half))))
+            // t + copysign(0.5, t), with the sign taken from v (the same as t's: inv > 0), so
+            // that v's register can be overwritten (BIF, no copy). Equal to the reference's
+            // `t >= 0 ? 0.5 : -0.5` except for t = -0.0 and NaN, which truncate to 0 either way.
+            vreinterpretq_s16_s32(vcvtq_s32_f32(vaddq_f32(t, vbslq_f32(sign, v, half))))
         };
         for (x, d) in (&mut xs).zip(&mut qs) {
             let v = vld1q_f32_x4(x.as_ptr());
@@ -322,8 +323,28 @@ pub(crate) mod ops {
         vector::activate(act, x)
     }
 
-    pub fn attention(a: &mut vector::Attention<'_>) {
-        vector::attention(a, |row| vector::softmax(row))
+    pub fn attention(
+        a: &vector::Attention<'_>,
+        heads: core::ops::Range<usize>,
+        scores: &mut [f32],
+    ) {
+        vector::attention(
+            a,
+            heads,
+            scores,
+            |row| vector::softmax(row),
+            |m, n, k, x, y, out, ldc, alpha| vector::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd),
+        )
+    }
+
+    /// `x * y + z`, fused with std (`f32::mul_add` is FMLA, ARMv8.0 baseline); without std the
+    /// separate multiply and add (libm's `fmaf` is a software routine, far slower).
+    #[inline(always)]
+    fn madd(x: f32, y: f32, z: f32) -> f32 {
+        #[cfg(feature = "std")]
+        return x.mul_add(y, z);
+        #[cfg(not(feature = "std"))]
+        return x * y + z;
     }
 
     pub fn add_layer_norm(

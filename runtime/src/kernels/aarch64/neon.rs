@@ -7,11 +7,14 @@
 //! are at most 32258: exact), and `SADALP` widens pairs into the i32 accumulators. Each i32 lane
 //! then holds a partial sum of one column; one `ADDP` per 4 columns finishes them.
 //!
-//! Micro-kernel: 2 rows x 16 columns, 16 accumulators + 4 activation + 8 weight + 2 product
-//! registers of the 32; per 16 k: 4 `LD2R`, 4 `LD1` (x4), 96 multiply/accumulate instructions
-//! for 512 MACs. The instruction mix bounds any ARMv8.0 kernel at 16 MACs per 3 instructions
-//! (a RowMajor kernel with 16-k vectors needs the same SMULL/SMLAL2/SADALP per 16 MACs plus one
-//! load per column, so K4N16 is also the better layout here).
+//! Micro-kernel (an `asm!` loop, so that the count is exact): 2 rows x 16 columns, 16
+//! accumulators + 4 activation + 8 weight + 4 product registers; per 16 k: 4 `LD2R`, 4 `LD1`
+//! (x4), 96 SMULL/SMLAL/SADALP and 2 loop instructions for 512 MACs (4.8 MACs per instruction;
+//! the mix bounds any ARMv8.0 kernel at 16 MACs per 3 instructions). A RowMajor kernel (16-k
+//! vectors of one row and one column) needs the same SMULL/SMLAL2/SADALP per 16 MACs plus one
+//! load per column, so K4N16 (shared with SDOT) is also the better layout here. A leftover row
+//! uses an intrinsics step; the k tail (k % 16) one more step over zero-padded copies; a full
+//! tile's output step is `asm!` too (`store2x16`).
 
 use super::{padded, sizes_ok, Cols, Raw};
 use crate::kernels::{reference, GemmI8, Kernels, Layout};

@@ -23,16 +23,16 @@ pub static AVX2: Kernels = Kernels {
     add_layer_norm: ops::add_layer_norm,
 };
 
-vector_ops!("avx2,fma");
+vector_ops!("avx2,fma", crate::kernels::x86_64::f32gemm::gemm_nn_fma);
 
 #[cfg(feature = "std")]
 pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(not(feature = "std"))]
 pub fn available() -> bool {
-    cfg!(target_feature = "avx2")
+    cfg!(all(target_feature = "avx2", target_feature = "fma"))
 }
 
 fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
@@ -47,11 +47,17 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
 /// Activation bytes `4g..4g+4` of a row (zero-completed past the end).
 #[inline(always)]
 fn group(row: &[i8], g: usize) -> i32 {
-    let mut b = [0u8; 4];
-    for (d, &s) in b.iter_mut().zip(row.get(4 * g..).unwrap_or(&[])) {
-        *d = s as u8;
+    let at = 4 * g;
+    match row.get(at..at + 4) {
+        Some(b) => i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]),
+        None => {
+            let mut b = [0u8; 4];
+            for (d, &s) in b.iter_mut().zip(row.get(at..).unwrap_or(&[])) {
+                *d = s as u8;
+            }
+            i32::from_le_bytes(b)
+        }
     }
-    i32::from_le_bytes(b)
 }
 
 #[target_feature(enable = "avx2")]

@@ -6,8 +6,8 @@
 //! `quantize_rows`; the `+128` is removed at the end with the weights' row sums:
 //! `sum (q + 128) w = sum q w + 128 sum w`.
 //!
-//! Micro-kernel: up to 4 rows x 32 columns (two panels), 8 zmm accumulators; per k-group 2 weight
-//! loads, 4 broadcast loads, 8 `vpdpbusd`.
+//! Micro-kernel: up to 8 rows x 32 columns (two panels), 16 zmm accumulators; per k-group 2
+//! weight loads, 8 broadcast loads, 16 `vpdpbusd`.
 
 use crate::kernels::reference;
 use crate::kernels::{GemmI8, Kernels, Layout};
@@ -17,7 +17,7 @@ pub static AVX512VNNI: Kernels = Kernels {
     name: "avx512vnni",
     native_layout: Layout::K4N16,
     unsigned_activations: true,
-    quantize_rows: ops::quantize_rows_unsigned,
+    quantize_rows,
     gemm_i8,
     gemm_f32: reference::gemm_f32,
     softmax: ops::softmax,
@@ -26,14 +26,19 @@ pub static AVX512VNNI: Kernels = Kernels {
     add_layer_norm: ops::add_layer_norm,
 };
 
-vector_ops!("avx512f,avx512bw,avx512vl");
+vector_ops!(
+    "avx512f,avx512bw,avx512vl,fma",
+    crate::kernels::x86_64::f32gemm::gemm_nn_avx512
+);
 
 /// Whether this CPU can run the table.
 #[cfg(feature = "std")]
 pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
         && std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(not(feature = "std"))]
@@ -41,8 +46,82 @@ pub fn available() -> bool {
     cfg!(all(
         target_feature = "avx512f",
         target_feature = "avx512bw",
-        target_feature = "avx512vnni"
+        target_feature = "avx512vl",
+        target_feature = "avx512vnni",
+        target_feature = "fma"
     ))
+}
+
+fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+    // SAFETY: this table is only selected (and only tested) when `available()` holds.
+    unsafe { quantize_rows_avx512(x, cols, q, scales) }
+}
+
+/// `vector::quantize_rows` + the `+128` encoding, in AVX-512: identical values and scales (the
+/// maximum is exact in any order; rounding is the same truncation of `y +- 0.5`).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    let full = cols / 16;
+    let tail = cols % 16;
+    let tail_mask: __mmask16 = ((1u32 << tail) - 1) as u16;
+    for ((row, qrow), scale) in x
+        .chunks_exact(cols)
+        .zip(q.chunks_exact_mut(cols))
+        .zip(scales)
+    {
+        // SAFETY: every load/store covers `row[16c..16c+16]` for c < full, or the masked tail,
+        // inside the row (masked-off lanes are not accessed).
+        unsafe {
+            let mut m = _mm512_setzero_ps();
+            for c in 0..full {
+                m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(row.as_ptr().add(16 * c))));
+            }
+            if tail > 0 {
+                let v = _mm512_maskz_loadu_ps(tail_mask, row.as_ptr().add(16 * full));
+                m = _mm512_max_ps(m, _mm512_abs_ps(v));
+            }
+            let max = _mm512_reduce_max_ps(m);
+            if max == 0.0 || !max.is_finite() {
+                *scale = 0.0;
+                qrow.fill(0x80u8 as i8); // zero in the +128 encoding
+                continue;
+            }
+            *scale = max / 127.0;
+            let inv = _mm512_set1_ps(127.0 / max);
+            let half = _mm512_set1_ps(0.5);
+            let sign = _mm512_set1_ps(-0.0);
+            let (lo, hi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
+            let offset = _mm512_set1_epi32(128);
+            let convert = |v: __m512| {
+                let y = _mm512_mul_ps(v, inv);
+                let r = _mm512_add_ps(y, _mm512_or_ps(half, _mm512_and_ps(y, sign)));
+                let i = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvttps_epi32(r), lo), hi);
+                _mm512_add_epi32(i, offset)
+            };
+            for c in 0..full {
+                let v = convert(_mm512_loadu_ps(row.as_ptr().add(16 * c)));
+                _mm512_mask_cvtepi32_storeu_epi8(
+                    qrow.as_mut_ptr().add(16 * c) as *mut _,
+                    0xffff,
+                    v,
+                );
+            }
+            if tail > 0 {
+                let v = convert(_mm512_maskz_loadu_ps(
+                    tail_mask,
+                    row.as_ptr().add(16 * full),
+                ));
+                _mm512_mask_cvtepi32_storeu_epi8(
+                    qrow.as_mut_ptr().add(16 * full) as *mut _,
+                    tail_mask,
+                    v,
+                );
+            }
+        }
+    }
 }
 
 fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
@@ -83,18 +162,26 @@ unsafe fn gemm_k4n16(p: &GemmI8<'_>, sums: &[i32], out: &mut [f32]) {
         let np = (panels - panel).min(2);
         let mut i = 0;
         while i < m {
-            let rows = (m - i).min(4);
+            let rows = (m - i).min(8);
             // SAFETY: same target features as this function; bounds are established by the
             // caller's shapes and checked in `tile`.
             unsafe {
                 match (rows, np) {
+                    (8, 2) => tile::<8, 2>(p, sums, out, i, panel, kg),
+                    (8, _) => tile::<8, 1>(p, sums, out, i, panel, kg),
+                    (7, 2) => tile::<7, 2>(p, sums, out, i, panel, kg),
+                    (7, _) => tile::<7, 1>(p, sums, out, i, panel, kg),
+                    (6, 2) => tile::<6, 2>(p, sums, out, i, panel, kg),
+                    (6, _) => tile::<6, 1>(p, sums, out, i, panel, kg),
+                    (5, 2) => tile::<5, 2>(p, sums, out, i, panel, kg),
+                    (5, _) => tile::<5, 1>(p, sums, out, i, panel, kg),
                     (4, 2) => tile::<4, 2>(p, sums, out, i, panel, kg),
                     (4, _) => tile::<4, 1>(p, sums, out, i, panel, kg),
                     (3, 2) => tile::<3, 2>(p, sums, out, i, panel, kg),
                     (3, _) => tile::<3, 1>(p, sums, out, i, panel, kg),
                     (2, 2) => tile::<2, 2>(p, sums, out, i, panel, kg),
                     (2, _) => tile::<2, 1>(p, sums, out, i, panel, kg),
-                    (_, 2) => tile::<1, 2>(p, sums, out, i, panel, kg),
+                    (1, 2) => tile::<1, 2>(p, sums, out, i, panel, kg),
                     (_, _) => tile::<1, 1>(p, sums, out, i, panel, kg),
                 }
             }

@@ -4,7 +4,7 @@
 /// defines `softmax`, `activate`, `attention`, `add_layer_norm` and `quantize_rows_signed`.
 /// Only expand it in a module whose table is selected solely when those features are present.
 macro_rules! vector_ops {
-    ($features:literal) => {
+    ($features:literal, $gemm_nn:path) => {
         mod ops {
             use crate::format::Activation;
             use crate::kernels::vector;
@@ -28,12 +28,30 @@ macro_rules! vector_ops {
             }
 
             #[target_feature(enable = $features)]
-            unsafe fn attention_impl(a: &mut vector::Attention<'_>) {
-                vector::attention(a, |row| vector::softmax(row))
+            unsafe fn attention_impl(
+                a: &vector::Attention<'_>,
+                heads: core::ops::Range<usize>,
+                scores: &mut [f32],
+            ) {
+                vector::attention(
+                    a,
+                    heads,
+                    scores,
+                    |row| vector::softmax(row),
+                    |m, n, k, x, y, out, ldc, alpha| {
+                        // SAFETY: this closure runs inside `attention_impl`, whose target features
+                        // ($features) are those `$gemm_nn` needs.
+                        unsafe { $gemm_nn(m, n, k, x, y, out, ldc, alpha) }
+                    },
+                )
             }
-            pub fn attention(a: &mut vector::Attention<'_>) {
+            pub fn attention(
+                a: &vector::Attention<'_>,
+                heads: core::ops::Range<usize>,
+                scores: &mut [f32],
+            ) {
                 // SAFETY: the table using this is only selected when its features are present.
-                unsafe { attention_impl(a) }
+                unsafe { attention_impl(a, heads, scores) }
             }
 
             #[target_feature(enable = $features)]
@@ -92,6 +110,7 @@ macro_rules! vector_ops {
 
 pub mod avx2;
 pub mod avx512vnni;
+pub mod f32gemm;
 
 use super::Kernels;
 

@@ -1,0 +1,324 @@
+//! The server loop for one byte stream (a socket connection, a serial line), written against
+//! `embedded-io` `Read`/`Write` and `core` only, so the same code serves a bare-metal UART.
+//!
+//! It reads chunks, rebuilds frames and JSON lines ([`Accumulator`]), answers each message with
+//! exactly one reply, and recovers from anything damaged at the next delimiter. Inference goes
+//! through a [`Backend`]: the worker pool on Linux, a session of its own on bare metal. It
+//! allocates nothing: its buffers are lent by the caller.
+
+use super::jsonl::{self, Kind, RawId};
+use super::metrics::Metrics;
+use super::reply::{self, Failure, Gauges, Out, ReplyTo, ServerInfo};
+use bertq_protocol::{
+    decode_frame, decode_request, Accumulator, ErrorCode, HealthReply, InferOptions, Item,
+    MessageKind, RequestBody,
+};
+use bertq_runtime::Model;
+use embedded_io::{Error as _, ErrorKind, Read, Write};
+
+/// What the loop needs from its environment.
+pub trait Env {
+    /// Microseconds since the server started (monotonic).
+    fn now_us(&self) -> u64;
+    /// The server is shutting down: finish the current request and return.
+    fn stopping(&self) -> bool;
+}
+
+/// One inference to run.
+#[derive(Debug)]
+pub struct InferJob<'a> {
+    pub to: ReplyTo,
+    pub text: &'a str,
+    pub options: InferOptions,
+}
+
+/// Runs inferences and writes their replies.
+pub trait Backend {
+    /// Runs `job` and writes its reply (success or failure) into `out`; returns the failure's
+    /// code if it failed.
+    fn infer(&mut self, job: &InferJob<'_>, out: &mut Out<'_>) -> Result<(), Failure>;
+    fn queue_depth(&self) -> u32;
+    fn in_flight(&self) -> u32;
+}
+
+/// What every link of a server shares (read-only but for the atomic metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Shared<'m, 'a> {
+    pub model: &'m Model<'a>,
+    pub info: ServerInfo<'m>,
+    pub metrics: &'m Metrics,
+}
+
+/// The reply format used for messages whose own format cannot be known (garbage, a stalled
+/// partial message) before any message arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Binary,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LinkConfig {
+    /// A message started but not finished within this time is dropped with a `timeout` error.
+    pub stall_timeout_us: u64,
+    /// Close the link after a stall (sockets) or keep listening (a serial line).
+    pub close_on_stall: bool,
+    /// Close the link after this long without a byte (sockets); `None`: never (a serial line).
+    pub idle_timeout_us: Option<u64>,
+    pub default_format: Format,
+}
+
+/// Why [`serve_link`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// The peer closed the stream.
+    Closed,
+    /// No byte for the idle timeout.
+    Idle,
+    /// Half a message and then nothing for the stall timeout.
+    Stalled,
+    /// The server is shutting down.
+    Stopped,
+    Read(ErrorKind),
+    Write(ErrorKind),
+}
+
+/// Serves one stream until it closes, fails, idles, stalls (if so configured) or the server
+/// stops. `acc`'s capacity is the largest message accepted; `out` must hold the largest reply
+/// (see [`reply::reply_capacity`]).
+pub fn serve_link<T, B, E>(
+    io: &mut T,
+    shared: &Shared<'_, '_>,
+    backend: &mut B,
+    env: &E,
+    acc: &mut Accumulator<&mut [u8]>,
+    out: &mut Out<'_>,
+    cfg: &LinkConfig,
+) -> LinkEnd
+where
+    T: Read + Write,
+    B: Backend,
+    E: Env,
+{
+    let mut chunk = [0u8; 1024];
+    let mut last_byte = env.now_us();
+    let mut format = cfg.default_format;
+    // When the server stops, the bytes already received are still read and answered once
+    // (requests with `shutting_down`), so that no request goes unanswered.
+    let mut drained = false;
+    loop {
+        if env.stopping() {
+            if drained {
+                return LinkEnd::Stopped;
+            }
+            drained = true;
+        }
+        let n = match io.read(&mut chunk) {
+            Ok(0) => return LinkEnd::Closed,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                if drained {
+                    return LinkEnd::Stopped;
+                }
+                let idle = env.now_us().saturating_sub(last_byte);
+                if acc.in_message() && idle > cfg.stall_timeout_us {
+                    let to = match (acc.partial(), format) {
+                        (Some(MessageKind::Frame), _) | (None, Format::Binary) => {
+                            ReplyTo::Binary(0)
+                        }
+                        (Some(MessageKind::Line), _) | (None, Format::Json) => {
+                            ReplyTo::Json(RawId::NULL)
+                        }
+                    };
+                    acc.reset();
+                    out.clear();
+                    reply::write_error(
+                        to,
+                        ErrorCode::Timeout,
+                        "half a message arrived and the rest did not; it was discarded",
+                        out,
+                    );
+                    shared.metrics.record_request(Some(ErrorCode::Timeout));
+                    if let Err(e) = send(io, out) {
+                        return LinkEnd::Write(e);
+                    }
+                    if cfg.close_on_stall {
+                        return LinkEnd::Stalled;
+                    }
+                    last_byte = env.now_us();
+                } else if !acc.in_message() && cfg.idle_timeout_us.is_some_and(|t| idle > t) {
+                    return LinkEnd::Idle;
+                }
+                continue;
+            }
+            Err(e) => return LinkEnd::Read(e.kind()),
+        };
+        last_byte = env.now_us();
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            let (item, r) = acc.feed(rest);
+            rest = r;
+            let Some(item) = item else { continue };
+            let started = env.now_us();
+            out.clear();
+            let (error, inference) = handle(item, shared, backend, env, out, &mut format);
+            if let Err(e) = send(io, out) {
+                return LinkEnd::Write(e);
+            }
+            shared.metrics.record_request(error);
+            if inference && error.is_none() {
+                shared
+                    .metrics
+                    .record_inference(env.now_us().saturating_sub(started));
+            }
+        }
+    }
+}
+
+fn send<T: Write>(io: &mut T, out: &Out<'_>) -> Result<(), ErrorKind> {
+    if out.bytes().is_empty() {
+        return Ok(());
+    }
+    io.write_all(out.bytes()).map_err(|e| e.kind())?;
+    io.flush().map_err(|e| e.kind())
+}
+
+/// Answers one message into `out`; returns the error code (if it failed) and whether it was an
+/// inference.
+fn handle<B: Backend, E: Env>(
+    item: Item<'_>,
+    shared: &Shared<'_, '_>,
+    backend: &mut B,
+    env: &E,
+    out: &mut Out<'_>,
+    format: &mut Format,
+) -> (Option<ErrorCode>, bool) {
+    let fail = |out: &mut Out<'_>, to: ReplyTo, f: Failure| {
+        reply::write_error(to, f.code, &f.message, out);
+        (Some(f.code), false)
+    };
+    match item {
+        Item::TooLong(kind) => {
+            let to = match kind {
+                MessageKind::Frame => ReplyTo::Binary(0),
+                MessageKind::Line => ReplyTo::Json(RawId::NULL),
+            };
+            let f = Failure::new(
+                ErrorCode::FrameTooLarge,
+                format_args!(
+                    "the message is longer than the {} bytes this server accepts; \
+                     it was skipped up to the next delimiter",
+                    shared.info.max_frame
+                ),
+            );
+            fail(out, to, f)
+        }
+        Item::Garbage => {
+            let to = match format {
+                Format::Binary => ReplyTo::Binary(0),
+                Format::Json => ReplyTo::Json(RawId::NULL),
+            };
+            let f = Failure::plain(
+                ErrorCode::BadFrame,
+                "bytes that start neither a frame nor a JSON object were skipped",
+            );
+            fail(out, to, f)
+        }
+        Item::Frame(frame) => {
+            *format = Format::Binary;
+            let message = match decode_frame(frame) {
+                Ok(m) => m,
+                Err(e) => {
+                    let f = Failure::new(e.code(), format_args!("{e}"));
+                    return fail(out, ReplyTo::Binary(0), f);
+                }
+            };
+            let request = match decode_request(message) {
+                Ok(r) => r,
+                Err(d) => {
+                    return fail(out, ReplyTo::Binary(d.id), Failure::plain(d.code, d.detail))
+                }
+            };
+            let to = ReplyTo::Binary(request.id);
+            let (kind, text, options) = match request.body {
+                RequestBody::Infer(r) => (Kind::Infer, r.text, r.options),
+                RequestBody::Info => (Kind::Info, "", InferOptions::default()),
+                RequestBody::Health => (Kind::Health, "", InferOptions::default()),
+                RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default()),
+            };
+            dispatch(kind, to, text, options, shared, backend, env, out)
+        }
+        Item::Line(line) => {
+            *format = Format::Json;
+            match jsonl::parse(line) {
+                Ok(r) => dispatch(
+                    r.kind,
+                    ReplyTo::Json(r.id),
+                    r.text,
+                    r.options,
+                    shared,
+                    backend,
+                    env,
+                    out,
+                ),
+                Err(e) => fail(out, ReplyTo::Json(e.id), Failure::plain(e.code, e.message)),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch<B: Backend, E: Env>(
+    kind: Kind,
+    to: ReplyTo,
+    text: &str,
+    options: InferOptions,
+    shared: &Shared<'_, '_>,
+    backend: &mut B,
+    env: &E,
+    out: &mut Out<'_>,
+) -> (Option<ErrorCode>, bool) {
+    let result = match kind {
+        Kind::Infer => {
+            if env.stopping() {
+                Err(Failure::plain(
+                    ErrorCode::ShuttingDown,
+                    "the server is shutting down",
+                ))
+            } else {
+                backend.infer(&InferJob { to, text, options }, out)
+            }
+        }
+        Kind::Info => reply::write_info(shared.model, &shared.info, to, out),
+        Kind::Health => reply::write_health(
+            &HealthReply {
+                ok: !env.stopping(),
+                uptime_ms: env.now_us() / 1000,
+                queue_depth: backend.queue_depth(),
+                in_flight: backend.in_flight(),
+            },
+            to,
+            out,
+        ),
+        Kind::Metrics => reply::write_metrics(
+            shared.metrics,
+            &Gauges {
+                uptime_ms: env.now_us() / 1000,
+                queue_depth: backend.queue_depth(),
+                queue_capacity: shared.info.queue_capacity,
+                in_flight: backend.in_flight(),
+            },
+            to,
+            out,
+        ),
+    };
+    match result {
+        Ok(()) => (None, kind == Kind::Infer),
+        Err(f) => {
+            out.clear();
+            reply::write_error(to, f.code, &f.message, out);
+            (Some(f.code), kind == Kind::Infer)
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! Writing replies into fixed buffers, as binary frames or JSON lines, without allocating.
+
+use super::jsonl::RawId;
+use super::metrics::Metrics;
+use bertq_protocol::{
+    encode_frame, Aggregation, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
+    InferOptions, InferReply, InfoReply, LabelScore, MetricsReply, Response, ResponseBody, Seq,
+    Task, TaskResult, HISTOGRAM_BUCKETS, VERSION,
+};
+use bertq_runtime::format::TaskHead;
+use bertq_runtime::heads::json;
+use bertq_runtime::{Model, Output, TaskOutput};
+use core::fmt::{self, Write};
+
+/// A reply being written into a fixed buffer.
+#[derive(Debug)]
+pub struct Out<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Out<'b> {
+    pub fn new(buf: &'b mut [u8]) -> Self {
+        Out { buf, len: 0 }
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+    /// Replaces the contents with a frame holding `msg`.
+    pub fn frame<T: serde::Serialize>(&mut self, msg: &T) -> Result<(), Failure> {
+        self.len = 0;
+        self.len = encode_frame(msg, self.buf).map_err(|_| Failure::too_large())?;
+        Ok(())
+    }
+    /// Replaces the contents with what `f` writes, or fails if it does not fit.
+    fn text(&mut self, f: impl FnOnce(&mut Self) -> fmt::Result) -> Result<(), Failure> {
+        self.len = 0;
+        f(self).map_err(|_| Failure::too_large())
+    }
+    pub fn extend(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let end = self.len + bytes.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or_else(Failure::too_large)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.extend(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+/// The longest error message kept.
+pub const MESSAGE_LEN: usize = 200;
+
+/// A request that failed: its code and a message for people.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: heapless::String<MESSAGE_LEN>,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: fmt::Arguments<'_>) -> Self {
+        let mut m = heapless::String::new();
+        // A message longer than the buffer is cut: the code still says what happened.
+        let _ = m.write_fmt(message);
+        Failure { code, message: m }
+    }
+    pub fn plain(code: ErrorCode, message: &str) -> Self {
+        Failure::new(code, format_args!("{message}"))
+    }
+    fn too_large() -> Self {
+        Failure::plain(
+            ErrorCode::Internal,
+            "the reply is larger than the server's reply buffer",
+        )
+    }
+}
+
+/// Where a reply goes and in which form.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplyTo {
+    Binary(u32),
+    Json(RawId),
+}
+
+/// The largest reply any request can produce for this model, text length and sequence length:
+/// JSON escapes at most 6 bytes per text byte, entities are disjoint spans of the text.
+pub fn reply_capacity(model: &Model<'_>, max_seq: usize, max_text: usize) -> usize {
+    let labels = model.labels.len();
+    let label_len = model.labels.iter().map(str::len).max().unwrap_or(0);
+    let hidden = model.config().hidden_size as usize;
+    let entities = 6 * max_text + max_seq * (6 * label_len + 120);
+    let classes = labels * (6 * label_len + 48);
+    let embedding = hidden * 18;
+    let info = labels * (6 * label_len + 4) + 1024;
+    let metrics = 64 * 24 + HISTOGRAM_BUCKETS * 12 + 1024;
+    4096 + entities.max(classes).max(embedding).max(info).max(metrics)
+}
+
+/// The reply to an inference, from the session's output. Refuses truncated texts when the
+/// request asked to reject them.
+pub fn write_infer(
+    model: &Model<'_>,
+    max_seq: usize,
+    text: &str,
+    output: &Output<'_>,
+    to: ReplyTo,
+    options: &InferOptions,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let enc = output.encoded;
+    if enc.truncated && !options.truncate {
+        return Err(Failure::new(
+            ErrorCode::TextTooLong,
+            format_args!(
+                "the text is {} tokens, more than the {max_seq} this server accepts \
+                 (send truncate: true to cut it)",
+                enc.total
+            ),
+        ));
+    }
+    // With aggregation `none` entities are tokens, named by their full tag.
+    let tokens = options.aggregation == Aggregation::None;
+    let top = |ranking: &[u32]| match options.top_k {
+        0 => ranking.len(),
+        k => (k as usize).min(ranking.len()),
+    };
+    match to {
+        ReplyTo::Binary(id) => {
+            let reply = |result| Response {
+                id,
+                body: ResponseBody::Infer(InferReply {
+                    tokens: enc.len as u32,
+                    total_tokens: enc.total as u32,
+                    truncated: enc.truncated,
+                    result,
+                }),
+            };
+            match &output.task {
+                TaskOutput::Entities(es) => {
+                    let get = |i: usize| {
+                        let e = &es[i];
+                        Entity {
+                            entity_group: if tokens {
+                                model.labels.get(e.label as usize).unwrap_or("")
+                            } else {
+                                model.labels.entity_group(e.label as usize)
+                            },
+                            score: e.score,
+                            word: text
+                                .get(e.byte_start as usize..e.byte_end as usize)
+                                .unwrap_or(""),
+                            start: e.start,
+                            end: e.end,
+                            index: if tokens { e.index } else { 0 },
+                        }
+                    };
+                    out.frame(&reply(TaskResult::Entities(Seq::Map {
+                        len: es.len(),
+                        get: &get,
+                    })))
+                }
+                TaskOutput::Classification { scores, ranking } => {
+                    let get = |i: usize| {
+                        let id = ranking[i] as usize;
+                        LabelScore {
+                            label: model.labels.get(id).unwrap_or(""),
+                            score: scores.get(id).copied().unwrap_or(f32::NAN),
+                        }
+                    };
+                    out.frame(&reply(TaskResult::Labels(Seq::Map {
+                        len: top(ranking),
+                        get: &get,
+                    })))
+                }
+                TaskOutput::Embedding(v) => out.frame(&reply(TaskResult::Embedding(Seq::Slice(v)))),
+            }
+        }
+        ReplyTo::Json(id) => out.text(|w| {
+            write!(w, "{{\"id\":{},\"result\":", id.as_str())?;
+            match &output.task {
+                TaskOutput::Entities(es) => {
+                    w.write_char('[')?;
+                    for (i, e) in es.iter().enumerate() {
+                        if i > 0 {
+                            w.write_char(',')?;
+                        }
+                        let word = text
+                            .get(e.byte_start as usize..e.byte_end as usize)
+                            .unwrap_or("");
+                        if tokens {
+                            let tag = model.labels.get(e.label as usize).unwrap_or("");
+                            json::write_token_entity(
+                                w, tag, e.score, e.index, word, e.start, e.end,
+                            )?;
+                        } else {
+                            let group = model.labels.entity_group(e.label as usize);
+                            json::write_entity(w, group, e.score, word, e.start, e.end)?;
+                        }
+                    }
+                    w.write_char(']')?;
+                }
+                TaskOutput::Classification { scores, ranking } => {
+                    w.write_char('[')?;
+                    for (i, &id) in ranking.iter().take(top(ranking)).enumerate() {
+                        if i > 0 {
+                            w.write_char(',')?;
+                        }
+                        let label = model.labels.get(id as usize).unwrap_or("");
+                        let score = scores.get(id as usize).copied().unwrap_or(f32::NAN);
+                        json::write_label_score(w, label, score)?;
+                    }
+                    w.write_char(']')?;
+                }
+                TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
+            }
+            writeln!(
+                w,
+                ",\"tokens\":{},\"truncated\":{}}}",
+                enc.len, enc.truncated
+            )
+        }),
+    }
+}
+
+/// An error reply.
+pub fn write_error(to: ReplyTo, code: ErrorCode, message: &str, out: &mut Out<'_>) {
+    let written = match to {
+        ReplyTo::Binary(id) => out.frame(&Response {
+            id,
+            body: ResponseBody::Error(ErrorReply { code, message }),
+        }),
+        ReplyTo::Json(id) => out.text(|w| {
+            write!(w, "{{\"id\":{},\"error\":", id.as_str())?;
+            json::write_str(w, message)?;
+            w.write_str(",\"error_type\":")?;
+            json::write_str(w, code.name())?;
+            w.write_str("}\n")
+        }),
+    };
+    if written.is_err() {
+        // Only a buffer smaller than any sane configuration gets here: send nothing rather
+        // than half a reply.
+        out.clear();
+    }
+}
+
+/// What `info` reports besides the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerInfo<'a> {
+    pub max_seq: usize,
+    pub kernels: &'a str,
+    pub workers: u16,
+    pub queue_capacity: u32,
+    pub max_frame: usize,
+}
+
+fn task_of(model: &Model<'_>) -> Task {
+    match model.task() {
+        TaskHead::TokenClassification => Task::TokenClassification,
+        TaskHead::SequenceClassification { multi_label } => {
+            Task::SequenceClassification { multi_label }
+        }
+        TaskHead::Embedding { .. } => Task::Embedding {
+            dimension: model.config().hidden_size,
+        },
+    }
+}
+
+/// The Hugging Face pipeline name of the model's task.
+pub fn pipeline_name(task: Task) -> &'static str {
+    match task {
+        Task::TokenClassification => "token-classification",
+        Task::SequenceClassification { .. } => "text-classification",
+        Task::Embedding { .. } => "feature-extraction",
+    }
+}
+
+pub fn write_info(
+    model: &Model<'_>,
+    info: &ServerInfo<'_>,
+    to: ReplyTo,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let task = task_of(model);
+    let version = env!("CARGO_PKG_VERSION");
+    match to {
+        ReplyTo::Binary(id) => {
+            let get = |i: usize| model.labels.get(i).unwrap_or("");
+            out.frame(&Response {
+                id,
+                body: ResponseBody::Info(InfoReply {
+                    model: model.name(),
+                    task,
+                    labels: Seq::Map {
+                        len: model.labels.len(),
+                        get: &get,
+                    },
+                    max_sequence_length: info.max_seq as u32,
+                    kernels: info.kernels,
+                    version,
+                    protocol_version: VERSION,
+                    workers: info.workers,
+                    queue_capacity: info.queue_capacity,
+                    max_frame: info.max_frame as u32,
+                }),
+            })
+        }
+        ReplyTo::Json(id) => out.text(|w| {
+            write!(w, "{{\"id\":{},\"result\":{{\"model\":", id.as_str())?;
+            json::write_str(w, model.name())?;
+            write!(w, ",\"task\":\"{}\"", pipeline_name(task))?;
+            if let Task::SequenceClassification { multi_label } = task {
+                write!(w, ",\"multi_label\":{multi_label}")?;
+            }
+            if let Task::Embedding { dimension } = task {
+                write!(w, ",\"dimension\":{dimension}")?;
+            }
+            w.write_str(",\"labels\":[")?;
+            for (i, l) in model.labels.iter().enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                json::write_str(w, l)?;
+            }
+            write!(w, "],\"max_sequence_length\":{},\"kernels\":", info.max_seq)?;
+            json::write_str(w, info.kernels)?;
+            writeln!(
+                w,
+                ",\"version\":\"{version}\",\"protocol_version\":{VERSION},\"workers\":{},\
+                 \"queue_capacity\":{},\"max_frame\":{}}}}}",
+                info.workers, info.queue_capacity, info.max_frame
+            )
+        }),
+    }
+}
+
+pub fn write_health(h: &HealthReply, to: ReplyTo, out: &mut Out<'_>) -> Result<(), Failure> {
+    match to {
+        ReplyTo::Binary(id) => out.frame(&Response {
+            id,
+            body: ResponseBody::Health(*h),
+        }),
+        ReplyTo::Json(id) => out.text(|w| {
+            writeln!(
+                w,
+                "{{\"id\":{},\"result\":{{\"ok\":{},\"uptime_ms\":{},\"queue_depth\":{},\"in_flight\":{}}}}}",
+                id.as_str(),
+                h.ok,
+                h.uptime_ms,
+                h.queue_depth,
+                h.in_flight
+            )
+        }),
+    }
+}
+
+/// Live values that metrics report beside the counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    pub uptime_ms: u64,
+    pub queue_depth: u32,
+    pub queue_capacity: u32,
+    pub in_flight: u32,
+}
+
+pub fn write_metrics(
+    m: &Metrics,
+    g: &Gauges,
+    to: ReplyTo,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let (p50, p90, p99) = (
+        m.latency_quantile_us(0.5),
+        m.latency_quantile_us(0.9),
+        m.latency_quantile_us(0.99),
+    );
+    // Codes with a count, in code order.
+    let mut codes = [ErrorCount {
+        code: ErrorCode::Internal,
+        count: 0,
+    }; ErrorCode::ALL.len()];
+    let mut n = 0;
+    for code in ErrorCode::ALL {
+        let count = m.errors(code);
+        if count > 0 {
+            codes[n] = ErrorCount { code, count };
+            n += 1;
+        }
+    }
+    let codes = &codes[..n];
+    match to {
+        ReplyTo::Binary(id) => {
+            let bucket = |i: usize| m.bucket(i);
+            out.frame(&Response {
+                id,
+                body: ResponseBody::Metrics(MetricsReply {
+                    uptime_ms: g.uptime_ms,
+                    requests: m.requests(),
+                    inferences: m.inferences(),
+                    errors: Seq::Slice(codes),
+                    latency_p50_us: p50,
+                    latency_p90_us: p90,
+                    latency_p99_us: p99,
+                    latency_buckets: Seq::Map {
+                        len: HISTOGRAM_BUCKETS,
+                        get: &bucket,
+                    },
+                    queue_depth: g.queue_depth,
+                    queue_capacity: g.queue_capacity,
+                    max_queue_depth: m.max_queue_depth(),
+                    in_flight: g.in_flight,
+                    connections: m.connections(),
+                    connections_rejected: m.connections_rejected(),
+                }),
+            })
+        }
+        ReplyTo::Json(id) => out.text(|w| {
+            write!(
+                w,
+                "{{\"id\":{},\"result\":{{\"uptime_ms\":{},\"requests\":{},\"inferences\":{},\"errors\":{{",
+                id.as_str(),
+                g.uptime_ms,
+                m.requests(),
+                m.inferences()
+            )?;
+            for (i, c) in codes.iter().enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                write!(w, "\"{}\":{}", c.code.name(), c.count)?;
+            }
+            writeln!(
+                w,
+                "}},\"latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99}}},\
+                 \"queue_depth\":{},\"queue_capacity\":{},\"max_queue_depth\":{},\"in_flight\":{},\
+                 \"connections\":{},\"connections_rejected\":{}}}}}",
+                g.queue_depth,
+                g.queue_capacity,
+                m.max_queue_depth(),
+                g.in_flight,
+                m.connections(),
+                m.connections_rejected()
+            )
+        }),
+    }
+}

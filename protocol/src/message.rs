@@ -1,0 +1,277 @@
+//! The messages. Requests borrow their text from the received frame; replies borrow from the
+//! device's session memory (see [`Seq`]).
+
+use crate::{ErrorCode, Seq};
+use serde::{Deserialize, Serialize};
+
+/// A request from the host. `id` is echoed in the reply (use ids from 1; 0 is reserved).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request<'a> {
+    pub id: u32,
+    #[serde(borrow)]
+    pub body: RequestBody<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RequestBody<'a> {
+    /// Run the model on a text.
+    #[serde(borrow)]
+    Infer(InferRequest<'a>),
+    /// Describe the model and the server ([`InfoReply`]).
+    Info,
+    /// Is the server up and taking requests ([`HealthReply`]).
+    Health,
+    /// Counters and latency ([`MetricsReply`]).
+    Metrics,
+}
+
+impl RequestBody<'_> {
+    /// How many variants this version knows (a larger discriminant is an unknown message).
+    pub const VARIANTS: u32 = 4;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferRequest<'a> {
+    pub text: &'a str,
+    pub options: InferOptions,
+}
+
+/// Task options, as the Hugging Face pipelines name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferOptions {
+    /// Classification: how many labels to return, best first; 0 returns every label.
+    pub top_k: u16,
+    /// Token classification: how tokens are grouped into entities.
+    pub aggregation: Aggregation,
+    /// `true`: texts longer than the server's maximum sequence length are truncated (the reply
+    /// says so); `false`: they are rejected with [`ErrorCode::TextTooLong`].
+    pub truncate: bool,
+}
+
+impl Default for InferOptions {
+    fn default() -> Self {
+        InferOptions {
+            top_k: 1,
+            aggregation: Aggregation::Simple,
+            truncate: true,
+        }
+    }
+}
+
+/// The token-classification pipeline's `aggregation_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Aggregation {
+    Simple,
+    None,
+    First,
+    Average,
+    Max,
+}
+
+impl Aggregation {
+    pub const ALL: [Aggregation; 5] = [
+        Aggregation::Simple,
+        Aggregation::None,
+        Aggregation::First,
+        Aggregation::Average,
+        Aggregation::Max,
+    ];
+    /// The pipeline's spelling (`"simple"`, `"none"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Simple => "simple",
+            Aggregation::None => "none",
+            Aggregation::First => "first",
+            Aggregation::Average => "average",
+            Aggregation::Max => "max",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<Aggregation> {
+        Aggregation::ALL.iter().copied().find(|a| a.name() == name)
+    }
+}
+
+/// A reply from the device, carrying the id of the request it answers.
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub struct Response<'a> {
+    pub id: u32,
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub body: ResponseBody<'a>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub enum ResponseBody<'a> {
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Infer(InferReply<'a>),
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Info(InfoReply<'a>),
+    Health(HealthReply),
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Metrics(MetricsReply<'a>),
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Error(ErrorReply<'a>),
+}
+
+/// The result of an inference, in the Hugging Face pipeline's terms.
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub struct InferReply<'a> {
+    /// Tokens fed to the model (`[CLS]` and `[SEP]` included).
+    pub tokens: u32,
+    /// Tokens the whole text needs; larger than `tokens` when the text was truncated.
+    pub total_tokens: u32,
+    pub truncated: bool,
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub result: TaskResult<'a>,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub enum TaskResult<'a> {
+    /// Token classification: entities in text order.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Entities(Seq<'a, Entity<'a>>),
+    /// Text classification: labels best first (`top_k` of them).
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Labels(Seq<'a, LabelScore<'a>>),
+    /// Sentence embedding.
+    Embedding(Seq<'a, f32>),
+}
+
+/// One entity as the token-classification pipeline reports it: `start`/`end` are character
+/// offsets into the text and `word` is the text between them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Entity<'a> {
+    /// The entity group (`EMAIL`); with aggregation `none`, the token's full tag (`B-EMAIL`,
+    /// the pipeline's `entity`).
+    pub entity_group: &'a str,
+    pub score: f32,
+    pub word: &'a str,
+    pub start: u32,
+    pub end: u32,
+    /// With aggregation `none`: the token's index in the encoded sequence (the pipeline's
+    /// `index`); 0 otherwise.
+    pub index: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabelScore<'a> {
+    pub label: &'a str,
+    pub score: f32,
+}
+
+/// What the model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    TokenClassification,
+    SequenceClassification { multi_label: bool },
+    Embedding { dimension: u32 },
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub struct InfoReply<'a> {
+    pub model: &'a str,
+    pub task: Task,
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub labels: Seq<'a, &'a str>,
+    /// The longest input in tokens; longer texts are truncated or rejected.
+    pub max_sequence_length: u32,
+    /// The kernel table in use (`avx512vnni`, `dotprod`, ...).
+    pub kernels: &'a str,
+    /// The server program's version.
+    pub version: &'a str,
+    pub protocol_version: u8,
+    pub workers: u16,
+    pub queue_capacity: u32,
+    /// The largest frame or line the server accepts, in bytes.
+    pub max_frame: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReply {
+    /// Taking requests (false while shutting down).
+    pub ok: bool,
+    pub uptime_ms: u64,
+    pub queue_depth: u32,
+    pub in_flight: u32,
+}
+
+/// Requests that failed with one code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub code: ErrorCode,
+    pub count: u64,
+}
+
+/// Number of latency histogram buckets (see [`histogram_bucket_upper_us`]).
+pub const HISTOGRAM_BUCKETS: usize = 96;
+
+/// The upper bound (inclusive, in microseconds) of latency histogram bucket `i`: four buckets
+/// per doubling from 16 µs, so bucket `i` holds latencies in
+/// `(upper(i - 1), upper(i)]`; the last bucket holds everything larger. Values below 16 µs go
+/// to bucket 0.
+pub fn histogram_bucket_upper_us(i: usize) -> u64 {
+    if i + 1 >= HISTOGRAM_BUCKETS {
+        return u64::MAX;
+    }
+    // 16 * 2^(i/4), with the quarter steps rounded: 16, 19, 22, 26, 32, 38, 45, 53, 64, ...
+    const QUARTERS: [u64; 4] = [16_000, 19_027, 22_627, 26_909];
+    let octave = i / 4;
+    (QUARTERS[i % 4] << octave) / 1000
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub struct MetricsReply<'a> {
+    pub uptime_ms: u64,
+    /// Requests answered (every kind, errors included).
+    pub requests: u64,
+    /// Inferences answered successfully.
+    pub inferences: u64,
+    /// Failed requests by code (codes with a count of zero are left out).
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub errors: Seq<'a, ErrorCount>,
+    /// Inference latency inside the server (request complete to reply written), from the
+    /// histogram: the upper bound of the bucket that holds the percentile.
+    pub latency_p50_us: u64,
+    pub latency_p90_us: u64,
+    pub latency_p99_us: u64,
+    /// Counts per bucket ([`HISTOGRAM_BUCKETS`] of them, bounds from
+    /// [`histogram_bucket_upper_us`]).
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub latency_buckets: Seq<'a, u64>,
+    pub queue_depth: u32,
+    pub queue_capacity: u32,
+    pub max_queue_depth: u32,
+    pub in_flight: u32,
+    pub connections: u64,
+    pub connections_rejected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply<'a> {
+    pub code: ErrorCode,
+    pub message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_bounds_increase() {
+        assert_eq!(histogram_bucket_upper_us(0), 16);
+        assert_eq!(histogram_bucket_upper_us(4), 32);
+        assert_eq!(histogram_bucket_upper_us(8), 64);
+        assert_eq!(histogram_bucket_upper_us(40), 16 << 10);
+        for i in 1..HISTOGRAM_BUCKETS {
+            assert!(histogram_bucket_upper_us(i) > histogram_bucket_upper_us(i - 1));
+        }
+        // The last finite bound covers more than two minutes.
+        assert!(histogram_bucket_upper_us(HISTOGRAM_BUCKETS - 2) > 120_000_000);
+        assert_eq!(histogram_bucket_upper_us(HISTOGRAM_BUCKETS - 1), u64::MAX);
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End to end on ARM: cross-builds the static aarch64 `bertq` (scripts/cross_build.sh), runs
+# `bertq serve --unix` under qemu-user once per CPU model (cortex-a72: NEON kernels;
+# cortex-a76: dot-product kernels), queries it from the host with the x86-64 `bertq client`, and
+# compares every reply with the x86-64 `bertq run` output: entity spans (group, word, start,
+# end) equal, scores within 1e-3. Also checks the kernels each server reports and that SIGTERM
+# stops it cleanly (exit 0, socket removed).
+#
+# Usage: scripts/test_serve_aarch64.sh        Env: CPUS="cortex-a72 cortex-a76"
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+command -v qemu-aarch64-static >/dev/null || { echo "needs qemu-aarch64-static (qemu-user-static)" >&2; exit 2; }
+
+echo "== cross-building bertq for aarch64"
+arm="$(scripts/cross_build.sh generic | tail -n 1)"
+cargo build --release -p bertq-boards --quiet
+x86=target/release/bertq
+
+work="$(mktemp -d)"
+server_pid=
+cleanup() {
+    [ -n "$server_pid" ] && kill -KILL "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat > "$work/texts.txt" <<'TEXTS'
+Hi, I'm Maria Gonzalez, email maria.gonzalez@example.com, call 555-867-5309.
+John Smith lives at 221B Baker Street, London.
+Send it to Zoë Müller, Hauptstraße 5, 10115 Berlin.
+Call +1 (555) 010-9999 or visit https://example.org/a?b=c.
+My passport number is X1234567 and I live in Springfield, IL 62704.
+My SSN is 078-05-1120 and my routing number is 021000021.
+
+日本語のテキスト and an emoji 🙂 for Anna.
+TEXTS
+"$x86" run < "$work/texts.txt" > "$work/expected.jsonl"
+
+compare() { # expected.jsonl got.jsonl
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+exp = [json.loads(l) for l in open(sys.argv[1])]
+got = [json.loads(l) for l in open(sys.argv[2])]
+assert len(exp) == len(got), f"{len(got)} replies for {len(exp)} texts"
+worst = 0.0
+for i, (e, g) in enumerate(zip(exp, got)):
+    span = lambda x: [(y["entity_group"], y["word"], y["start"], y["end"]) for y in x]
+    assert span(e) == span(g), f"text {i + 1}: entities differ:\n x86: {span(e)}\n arm: {span(g)}"
+    for a, b in zip(e, g):
+        worst = max(worst, abs(a["score"] - b["score"]))
+assert worst <= 1e-3, f"score difference {worst} > 1e-3"
+print(f"   {len(exp)} texts: entity spans equal, largest score difference {worst:.2e}")
+PY
+}
+
+failed=()
+for cpu in ${CPUS:-cortex-a72 cortex-a76}; do
+    echo "== qemu-aarch64 -cpu $cpu: bertq serve"
+    sock="$work/$cpu.sock"
+    qemu-aarch64-static -cpu "$cpu" "$arm" serve --unix "$sock" --workers 1 --max-length 128 \
+        2> "$work/$cpu.log" &
+    server_pid=$!
+    ready=0
+    for _ in $(seq 1 600); do # up to 60 s: warm-up runs under emulation
+        if grep -q "bertq: serving" "$work/$cpu.log" 2>/dev/null; then ready=1; break; fi
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ $ready != 1 ]; then
+        echo "-- $cpu: the server did not start:"; cat "$work/$cpu.log"
+        failed+=("$cpu"); server_pid=; continue
+    fi
+    cat "$work/$cpu.log"
+    ok=1
+    kernels=$("$x86" client --unix "$sock" --timeout 60 --info |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["kernels"])')
+    want=neon; [ "$cpu" = cortex-a72 ] || want=dotprod
+    echo "   kernels: $kernels (expected $want)"
+    [ "$kernels" = "$want" ] || ok=0
+    # (The texts are shorter than the server's 128 tokens: nothing is truncated.)
+    if "$x86" client --unix "$sock" --timeout 120 < "$work/texts.txt" > "$work/$cpu.jsonl"; then
+        compare "$work/expected.jsonl" "$work/$cpu.jsonl" || ok=0
+    else
+        echo "   the client failed"; ok=0
+    fi
+    "$x86" client --unix "$sock" --metrics
+    kill -TERM "$server_pid"
+    status=0; wait "$server_pid" || status=$?
+    server_pid=
+    echo "   exit status after SIGTERM: $status"
+    [ "$status" = 0 ] || ok=0
+    [ ! -e "$sock" ] || { echo "   the socket file was left behind"; ok=0; }
+    if [ $ok = 1 ]; then echo "-- $cpu: ok"; else echo "-- $cpu: FAILED"; failed+=("$cpu"); fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "test_serve_aarch64: FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "test_serve_aarch64: all passed"
