@@ -32,6 +32,7 @@ MODELS = [
 ]
 
 TEXTS = ["tok7 tok8 tok99", "tok5", "tok120 tok121 tok122 tok123 tok7 tok7", "", "tok42 [MASK] tok43"]
+PAIRS = [("tok7 tok8", "tok99 tok100 tok101"), ("tok5", ""), ("tok10 tok11 tok12", "tok13")]
 
 
 def vocab(size: int) -> list[str]:
@@ -70,7 +71,22 @@ def main() -> None:
             pipe = pipeline("text-classification", model=model, tokenizer=tok, top_k=None)
             case["default"] = run(pipe, text)
             cases.append(case)
-        out.append({"name": m["name"], "seed": m["seed"], "labels": m["labels"],
+        pairs = []
+        for a, b in PAIRS:
+            enc = tok(a, b)
+            pipe = pipeline("text-classification", model=model, tokenizer=tok, top_k=None)
+            pairs.append({"text": a, "text_pair": b, "input_ids": enc["input_ids"],
+                          "token_type_ids": enc["token_type_ids"],
+                          "default": run(pipe, {"text": a, "text_pair": b})})
+        # longest_first truncation of pairs to a few lengths
+        truncations = []
+        for a, b in [("tok7 tok8 tok9 tok10 tok11", "tok12 tok13"), ("tok7", "tok8 tok9 tok10 tok11 tok12"),
+                     ("tok7 tok8 tok9", "tok10 tok11 tok12")]:
+            for max_length in [3, 4, 5, 6, 7, 8]:
+                enc = tok(a, b, truncation="longest_first", max_length=max_length)
+                truncations.append({"text": a, "text_pair": b, "max_length": max_length,
+                                    "input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"]})
+        out.append({"pairs": pairs, "truncations": truncations, "name": m["name"], "seed": m["seed"], "labels": m["labels"],
                     "problem_type": m["problem_type"], "config": cfg, "cases": cases})
     path = ROOT / "tests/fixtures/classification.json"
     path.write_text(json.dumps({"models": out}, indent=1))

@@ -64,6 +64,9 @@ enum Command {
         /// Text classification: softmax, sigmoid or none (default: the model's, as Hugging Face).
         #[arg(long, value_parser = parse_function)]
         function_to_apply: Option<ScoreFunction>,
+        /// Pair classification: the second text (`text_pair`), paired with every text.
+        #[arg(long)]
+        pair: Option<String>,
     },
     /// Describe a model: architecture, sizes, labels, file size, session memory.
     Info {
@@ -211,6 +214,7 @@ fn run(command: Command) -> Result<(), String> {
             threads,
             aggregation,
             function_to_apply,
+            pair,
         } => {
             let source = Source::open(&model)?;
             let model = source.load()?;
@@ -227,9 +231,11 @@ fn run(command: Command) -> Result<(), String> {
                 ..RunOptions::default()
             };
             let mut process = |text: &str| -> Result<(), String> {
-                let out = session
-                    .run_with(text, &options)
-                    .map_err(|e| e.to_string())?;
+                let out = match &pair {
+                    Some(b) => session.run_pair(text, b, &options),
+                    None => session.run_with(text, &options),
+                }
+                .map_err(|e| e.to_string())?;
                 if out.encoded.truncated {
                     eprintln!(
                         "bertq: warning: text truncated to {} of {} tokens (--max-length)",

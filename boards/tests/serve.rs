@@ -98,11 +98,28 @@ fn unix_socket_replies_equal_bertq_run() {
 }
 
 #[test]
-fn tcp_info_health_and_metrics() {
-    let server = Server::start(&["--tcp", "127.0.0.1:0", "--workers", "1", "--queue", "4"]);
+fn tcp_and_unix_at_once_with_info_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("both.sock");
+    let server = Server::start_in(
+        dir,
+        &[
+            "--tcp",
+            "127.0.0.1:0",
+            "--unix",
+            sock.to_str().unwrap(),
+            "--workers",
+            "1",
+            "--queue",
+            "4",
+        ],
+    );
     let addr = server.tcp_addr();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let mut c = Client::connect_tcp(&addr, T).unwrap();
+    // The Unix socket serves the same server (its request counts in the metrics below).
+    let mut u = Client::connect_unix(&sock, T).unwrap();
+    assert_eq!(u.query(RequestBody::Health).unwrap()["ok"], true);
 
     let info = c.query(RequestBody::Info).unwrap();
     assert_eq!(info["model"], "rampart-pii");
@@ -144,8 +161,9 @@ fn tcp_info_health_and_metrics() {
 
     let m = c.query(RequestBody::Metrics).unwrap();
     assert_eq!(m["inferences"], 5);
-    // info, health, 5 inferences, 1 rejected text (this metrics request is counted after).
-    assert_eq!(m["requests"], 8);
+    // health (unix), info, health, 5 inferences, 1 rejected text (this metrics request is
+    // counted after).
+    assert_eq!(m["requests"], 9);
     assert_eq!(m["errors"]["text_too_long"], 1);
     let p50 = m["latency_us"]["p50"].as_u64().unwrap();
     let p99 = m["latency_us"]["p99"].as_u64().unwrap();

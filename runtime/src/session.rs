@@ -393,7 +393,53 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         let encoded = tokenizer
             .encode(text, &mut mem.tokens[..max_seq])
             .map_err(RunError::Tokenizer)?;
-        infer(self.model, &exec, max_seq, mem, encoded, text, options)
+        infer(
+            self.model,
+            &exec,
+            max_seq,
+            mem,
+            encoded,
+            encoded.len,
+            text,
+            options,
+        )
+    }
+
+    /// Runs a text pair (`[CLS] a [SEP] b [SEP]`, token types 0 then 1), e.g. for pair
+    /// classification; `longest_first` truncation to the session's length, reported in
+    /// `Output::encoded`. Entity offsets of the second text are relative to `b`.
+    pub fn run_pair(
+        &mut self,
+        a: &str,
+        b: &str,
+        options: &RunOptions<'_>,
+    ) -> Result<Output<'_>, RunError> {
+        let max_seq = self.max_seq;
+        let tokenizer = &self.model.tokenizer;
+        let exec = Exec {
+            kernels: self.kernels,
+            precision: self.precision,
+            par: parallel_of(pool_field!(self)),
+        };
+        let mem = self.storage.memory();
+        let pair = tokenizer
+            .encode_pair(a, b, &mut mem.tokens[..max_seq])
+            .map_err(RunError::Tokenizer)?;
+        let encoded = Encoded {
+            len: pair.len,
+            total: pair.total,
+            truncated: pair.truncated,
+        };
+        infer(
+            self.model,
+            &exec,
+            max_seq,
+            mem,
+            encoded,
+            pair.first_len,
+            a,
+            options,
+        )
     }
 
     /// Runs the model and its head on token ids that are already tokenized (e.g. a benchmark's
@@ -421,25 +467,22 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             precision: self.precision,
             par: parallel_of(pool_field!(self)),
         };
-        infer(
-            model,
-            &exec,
-            self.max_seq,
-            mem,
-            encoded,
-            "",
-            &RunOptions::default(),
-        )
+        let len = encoded.len;
+        let options = RunOptions::default();
+        infer(model, &exec, self.max_seq, mem, encoded, len, "", &options)
     }
 }
 
 /// Encoder and head over the first `encoded.len` tokens in `mem`.
+/// Tokens from `first_len` on have token type 1 (the second text of a pair).
+#[allow(clippy::too_many_arguments)]
 fn infer<'s>(
     model: &Model<'_>,
     exec: &Exec<'_>,
     max_seq: usize,
     mem: SessionMemory<'s>,
     encoded: Encoded,
+    first_len: usize,
     text: &str,
     options: &RunOptions<'_>,
 ) -> Result<Output<'s>, RunError> {
@@ -461,9 +504,12 @@ fn infer<'s>(
         Scratch::carve(c, seq, parts, scratch_f32, i8s).ok_or(RunError::InvalidInput)?;
     // Ids come from the vocabulary (checked against the embedding table at load) or were checked
     // by the caller, and `seq <= max_seq <= max_position_embeddings`.
-    model
-        .encoder
-        .forward(exec, seq, |t| (tokens[t].id, 0), &mut scratch);
+    model.encoder.forward(
+        exec,
+        seq,
+        |t| (tokens[t].id, u32::from(t >= first_len)),
+        &mut scratch,
+    );
     let hidden = &scratch.hidden[..seq * h];
     let task = match model.head {
         Head::Embedding { pooling, normalize } => {

@@ -96,3 +96,83 @@ fn scores_match_the_pipeline_for_every_function() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct PairFixture {
+    models: Vec<PairModel>,
+}
+
+#[derive(Deserialize)]
+struct PairModel {
+    name: String,
+    seed: u64,
+    labels: usize,
+    config: RandomConfig,
+    pairs: Vec<PairCase>,
+    truncations: Vec<Truncation>,
+}
+
+#[derive(Deserialize)]
+struct PairCase {
+    text: String,
+    text_pair: String,
+    input_ids: Vec<u32>,
+    default: Vec<LabelScore>,
+}
+
+#[derive(Deserialize)]
+struct Truncation {
+    text: String,
+    text_pair: String,
+    max_length: usize,
+    input_ids: Vec<u32>,
+    token_type_ids: Vec<u32>,
+}
+
+/// Text pairs: `[CLS] a [SEP] b [SEP]` with token types, the pipeline's scores, and
+/// `longest_first` truncation identical to `BertTokenizerFast`.
+#[test]
+fn text_pairs_match_the_pipeline_and_truncate_longest_first() {
+    let fixture: PairFixture = read_fixture("classification.json");
+    for m in fixture.models.iter().filter(|m| m.name == "mini-5-labels") {
+        let dir = tempfile::tempdir().unwrap();
+        let head = RandomHead::SequenceClassification { labels: m.labels };
+        write_hf_dir_with_head(dir.path(), &m.config, m.seed, Some(head));
+        let bytes = convert(dir.path(), WeightPrecision::F32);
+        let model = Model::load(&bytes).unwrap();
+        let mut session = Session::with_owned_memory(&model, 32).unwrap();
+        session.set_precision(Precision::F32);
+        for case in &m.pairs {
+            let out = session
+                .run_pair(&case.text, &case.text_pair, &RunOptions::default())
+                .unwrap();
+            let ids: Vec<u32> = out.tokens.iter().map(|t| t.id).collect();
+            assert_eq!(ids, case.input_ids);
+            let TaskOutput::Classification { scores, ranking } = out.task else {
+                panic!("sequence classification")
+            };
+            for (&id, e) in ranking.iter().zip(&case.default) {
+                assert_eq!(model.labels.get(id as usize).unwrap(), e.label);
+                assert!((scores[id as usize] - e.score).abs() < 1e-5);
+            }
+        }
+        for t in &m.truncations {
+            let mut tokens = vec![bertq_runtime::tokenizer::Token::default(); t.max_length];
+            let enc = model
+                .tokenizer
+                .encode_pair(&t.text, &t.text_pair, &mut tokens)
+                .unwrap();
+            let ids: Vec<u32> = tokens[..enc.len].iter().map(|x| x.id).collect();
+            let types: Vec<u32> = (0..enc.len)
+                .map(|i| u32::from(i >= enc.first_len))
+                .collect();
+            assert_eq!(
+                ids, t.input_ids,
+                "{:?} + {:?} to {}",
+                t.text, t.text_pair, t.max_length
+            );
+            assert_eq!(types, t.token_type_ids);
+            assert_eq!(enc.truncated, enc.total > t.max_length);
+        }
+    }
+}

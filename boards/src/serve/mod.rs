@@ -122,8 +122,8 @@ pub struct ServeConfig {
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(s)
         .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--{name} must be a positive number of seconds"))
+        .filter(|d| !d.is_zero() && d.as_secs() <= 7 * 24 * 3600)
+        .ok_or_else(|| format!("--{name} must be a positive number of seconds, at most a week"))
 }
 
 impl ServeConfig {
@@ -401,11 +401,19 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             "serve: give at least one of --unix PATH, --tcp ADDR:PORT, --serial DEV".into(),
         );
     }
-    if cfg.workers == 0 || cfg.queue == 0 {
-        return Err("serve: --workers and --queue must be at least 1".into());
-    }
-    if cfg.max_frame < 64 {
-        return Err("serve: --max-frame must be at least 64 bytes".into());
+    // Everything below is allocated up front: keep it within what a board can hold.
+    let limits = [
+        ("--workers", cfg.workers, 1, 256),
+        ("--queue", cfg.queue, 1, 65536),
+        ("--max-connections", cfg.max_connections, 1, 4096),
+        ("--max-frame", cfg.max_frame, 64, 16 << 20),
+    ];
+    for (name, value, lo, hi) in limits {
+        if !(lo..=hi).contains(&value) {
+            return Err(format!(
+                "serve: {name} {value} is out of range ({lo}..={hi})"
+            ));
+        }
     }
     let max_seq = crate::session_length(model, cfg.max_seq)?;
     let max_reply = reply::reply_capacity(model, max_seq, cfg.max_frame);

@@ -401,7 +401,11 @@ impl Graph {
                     "Flatten" => {
                         let axis = node.attr_i("axis").unwrap_or(1);
                         let r = first.dims.len() as i64;
-                        let axis = if axis < 0 { axis.saturating_add(r) } else { axis };
+                        let axis = if axis < 0 {
+                            axis.saturating_add(r)
+                        } else {
+                            axis
+                        };
                         if !(0..=r).contains(&axis) {
                             return Err(err(format!("Flatten axis {axis}")));
                         }
@@ -721,7 +725,11 @@ fn quant_param_index(
     }
     let r = x.len() as i64;
     let axis = node.attr_i("axis").unwrap_or(1);
-    let axis = if axis < 0 { axis.saturating_add(r) } else { axis };
+    let axis = if axis < 0 {
+        axis.saturating_add(r)
+    } else {
+        axis
+    };
     if !(0..r).contains(&axis) {
         return Err(format!("axis {axis} out of range for rank {r}"));
     }

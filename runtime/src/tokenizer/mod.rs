@@ -67,6 +67,41 @@ pub struct Token {
 }
 
 /// What [`Tokenizer::encode`] wrote.
+/// How many content tokens of each side of a pair survive in `budget` slots, as `tokenizers`'
+/// `longest_first` truncation decides: if the shorter side fits in half the budget it is kept
+/// whole and the longer one gets the rest; otherwise the shorter gets `budget / 2` and the longer
+/// the other half rounded up (on equal lengths the second side counts as the longer).
+pub fn longest_first(a: usize, b: usize, budget: usize) -> (usize, usize) {
+    if a + b <= budget {
+        return (a, b);
+    }
+    let half = budget / 2;
+    let second_is_long = b >= a;
+    let short = if second_is_long { a } else { b };
+    let (short, long) = if short <= half {
+        (short, budget - short)
+    } else {
+        (half, budget - half)
+    };
+    if second_is_long {
+        (short, long)
+    } else {
+        (long, short)
+    }
+}
+
+/// The result of [`Tokenizer::encode_pair`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairEncoded {
+    /// Tokens written, specials included.
+    pub len: usize,
+    /// `[CLS] a [SEP]`: the tokens of token type 0.
+    pub first_len: usize,
+    /// Tokens the whole pair needs.
+    pub total: usize,
+    pub truncated: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Encoded {
     /// Tokens written to the buffer, `[CLS]` and `[SEP]` included.
@@ -231,6 +266,53 @@ impl<'a> Tokenizer<'a> {
             len: written + 2,
             total: total.saturating_add(2),
             truncated: total > written,
+        })
+    }
+
+    /// Encodes a text pair as BERT expects it, `[CLS] a [SEP] b [SEP]` (token types 0 up to and
+    /// including the first `[SEP]`, 1 after). When the pair does not fit `out`, the slots are
+    /// shared as Hugging Face's `longest_first` truncation shares them ([`longest_first`]).
+    /// Offsets of `b`'s tokens are relative to `b`, as Hugging Face reports them. An empty `b`
+    /// encodes `a` alone. Never allocates.
+    pub fn encode_pair(
+        &self,
+        a: &str,
+        b: &str,
+        out: &mut [Token],
+    ) -> Result<PairEncoded, TokenizerError> {
+        if b.is_empty() {
+            // Like `BertTokenizerFast(a, "")`: an empty second text is no pair at all.
+            let e = self.encode(a, out)?;
+            return Ok(PairEncoded {
+                len: e.len,
+                first_len: e.len,
+                total: e.total,
+                truncated: e.truncated,
+            });
+        }
+        if out.len() < 3 {
+            return Err(TokenizerError::BufferTooSmall { len: out.len() });
+        }
+        // Content lengths of both sides (a 2-token buffer only counts).
+        let a_total = self.encode(a, &mut out[..2])?.total - 2;
+        let b_total = self.encode(b, &mut out[..2])?.total - 2;
+        let (na, nb) = longest_first(a_total, b_total, out.len() - 3);
+        self.encode(a, &mut out[..na + 2])?;
+        // `b` lands right after `a`'s [SEP]; its own [CLS] overwrote that [SEP]: put it back.
+        self.encode(b, &mut out[na + 1..na + nb + 3])?;
+        out[na + 1] = Token {
+            id: self.settings.sep_id,
+            start: 0,
+            end: 0,
+            byte_start: 0,
+            byte_end: 0,
+            word: NO_WORD,
+        };
+        Ok(PairEncoded {
+            len: na + nb + 3,
+            first_len: na + 2,
+            total: a_total + b_total + 3,
+            truncated: na < a_total || nb < b_total,
         })
     }
 
