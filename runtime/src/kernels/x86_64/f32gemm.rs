@@ -21,7 +21,17 @@ pub unsafe fn gemm_nn_fma(
     ldc: usize,
     alpha: f32,
 ) {
-    vector::gemm_nn(m, n, k, a, b, c, ldc, alpha, |x, y, z| x.mul_add(y, z))
+    vector::gemm_nn(m, n, k, a, b, c, ldc, alpha, madd)
+}
+
+/// `x * y + z`: one fused instruction with `std` (`f32::mul_add` under the `fma` feature); core
+/// has no `mul_add`, so without `std` the multiply and add stay separate.
+#[inline(always)]
+fn madd(x: f32, y: f32, z: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return x.mul_add(y, z);
+    #[cfg(not(feature = "std"))]
+    return x * y + z;
 }
 
 /// `c = alpha * a b` (see [`vector::gemm_nn`]) with AVX-512.
