@@ -13,7 +13,7 @@ use bertq_runtime::format::ModelBytes;
 use bertq_runtime::heads::ScoreFunction;
 use bertq_runtime::{Aggregation, Model, Precision, RunOptions, Session};
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,8 +44,12 @@ enum Command {
     Run {
         #[command(flatten)]
         model: ModelArg,
-        /// Texts to process; with none, lines are read from stdin.
+        /// Texts to process; with none, lines are read from --input or stdin.
         texts: Vec<String>,
+        /// A file of texts, one per line (JSON Lines out, one line per input line, with a
+        /// progress bar on stderr).
+        #[arg(long, conflicts_with = "texts")]
+        input: Option<PathBuf>,
         /// Maximum tokens per text (longer texts are truncated, with a warning); default: the model's.
         #[arg(long)]
         max_length: Option<usize>,
@@ -215,6 +219,7 @@ fn run(command: Command) -> Result<(), String> {
             aggregation,
             function_to_apply,
             pair,
+            input,
         } => {
             let source = Source::open(&model)?;
             let model = source.load()?;
@@ -230,56 +235,89 @@ fn run(command: Command) -> Result<(), String> {
                 function_to_apply,
                 ..RunOptions::default()
             };
-            let mut process = |text: &str| -> Result<(), String> {
+            // The JSON line for one text, and the truncation warning if any.
+            let mut process = |text: &str| -> Result<(String, Option<String>), String> {
                 let out = match &pair {
                     Some(b) => session.run_pair(text, b, &options),
                     None => session.run_with(text, &options),
                 }
                 .map_err(|e| e.to_string())?;
-                if out.encoded.truncated {
-                    eprintln!(
+                let warning = out.encoded.truncated.then(|| {
+                    format!(
                         "bertq: warning: text truncated to {} of {} tokens (--max-length)",
                         out.encoded.len, out.encoded.total
-                    );
-                }
-                println!(
-                    "{}",
-                    output::task_json(&model, text, &out, top_k, aggregation)
-                );
-                Ok(())
+                    )
+                });
+                Ok((
+                    output::task_json(&model, text, &out, top_k, aggregation),
+                    warning,
+                ))
             };
             if !texts.is_empty() {
                 for t in &texts {
-                    process(t)?;
+                    let (json, warning) = process(t)?;
+                    if let Some(w) = warning {
+                        eprintln!("{w}");
+                    }
+                    println!("{json}");
                 }
                 return Ok(());
             }
             // One text per line. A bad line gets an error object in its place (so output lines
             // stay aligned with input lines) and the rest are still processed.
+            let (mut reader, bar): (Box<dyn BufRead>, indicatif::ProgressBar) = match &input {
+                Some(path) => {
+                    let file = std::fs::File::open(path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let bar = indicatif::ProgressBar::new(len);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    (Box::new(std::io::BufReader::new(file)), bar)
+                }
+                None => (
+                    Box::new(std::io::stdin().lock()),
+                    indicatif::ProgressBar::hidden(),
+                ),
+            };
+            let mut stdout = std::io::stdout().lock();
             let mut failed = 0usize;
-            let mut stdin = std::io::stdin().lock();
             let mut line = Vec::new();
             for number in 1.. {
                 line.clear();
-                if stdin
+                let read = reader
                     .read_until(b'\n', &mut line)
-                    .map_err(|e| format!("stdin: {e}"))?
-                    == 0
-                {
+                    .map_err(|e| format!("input: {e}"))?;
+                if read == 0 {
                     break;
                 }
+                bar.inc(read as u64);
                 let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
                 let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
                 let result = match std::str::from_utf8(bytes) {
                     Ok(text) => process(text),
                     Err(e) => Err(format!("line {number}: invalid UTF-8 ({e})")),
                 };
-                if let Err(e) = result {
-                    eprintln!("bertq: error: {e}");
-                    println!("{}", serde_json::json!({ "error": e, "line": number }));
-                    failed += 1;
-                }
+                let json = match result {
+                    Ok((json, warning)) => {
+                        if let Some(w) = warning {
+                            bar.suspend(|| eprintln!("{w} (line {number})"));
+                        }
+                        json
+                    }
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("bertq: error: {e}"));
+                        failed += 1;
+                        serde_json::json!({ "error": e, "line": number }).to_string()
+                    }
+                };
+                writeln!(stdout, "{json}").map_err(|e| format!("stdout: {e}"))?;
             }
+            bar.finish_and_clear();
             if failed > 0 {
                 return Err(format!("{failed} input line(s) failed"));
             }

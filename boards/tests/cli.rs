@@ -174,3 +174,32 @@ fn invalid_utf8_on_stdin_is_an_error_not_a_panic() {
     assert!(err.contains("UTF-8"), "{err}");
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn run_processes_a_file_line_by_line_and_keeps_lines_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("texts.txt");
+    std::fs::write(&input, b"John lives in Boston.\n\xff bad\nCall 555-0100.\n").unwrap();
+    let out = bertq(&["run", "--input", input.to_str().unwrap()]);
+    // One line failed (invalid UTF-8): exit code says so, and its place holds an error object.
+    assert!(!out.status.success());
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].is_array() && lines[2].is_array());
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("UTF-8"));
+    // The same texts as arguments give the same results.
+    let direct = stdout_json(&bertq(&["run", "John lives in Boston."]));
+    assert_eq!(lines[0], direct);
+    let missing = bertq(&[
+        "run",
+        "--input",
+        dir.path().join("nope.txt").to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.txt"));
+}
