@@ -33,5 +33,5 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+apt-get install -y "${missing[@]}"
 echo "install_aarch64_toolchain: installed ${missing[*]}"

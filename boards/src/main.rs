@@ -53,9 +53,10 @@ enum Command {
         /// Maximum tokens per text (longer texts are truncated, with a warning); default: the model's.
         #[arg(long)]
         max_length: Option<usize>,
-        /// Labels to return for classification models (all labels with a large number).
-        #[arg(long, default_value_t = 1)]
-        top_k: usize,
+        /// Labels to return for classification models (default 1; all labels with a large
+        /// number), or candidates per mask for fill-mask models (default 5, at most 32).
+        #[arg(long)]
+        top_k: Option<usize>,
         #[arg(long, value_enum, default_value = "int8")]
         precision: PrecisionArg,
         /// Threads one inference is split over (default 1; never guessed from the host).
@@ -233,8 +234,10 @@ fn run(command: Command) -> Result<(), String> {
             let options = RunOptions {
                 aggregation,
                 function_to_apply,
+                top_k: top_k.unwrap_or(5),
                 ..RunOptions::default()
             };
+            let top_k = top_k.unwrap_or(1);
             // The JSON line for one text, and the truncation warning if any.
             let mut process = |text: &str| -> Result<(String, Option<String>), String> {
                 let out = match &pair {

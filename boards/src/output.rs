@@ -1,7 +1,7 @@
 //! Printing results: JSON in Hugging Face pipeline shapes, and the `info` report.
 
 use bertq_runtime::format::{Pooling, TaskHead};
-use bertq_runtime::heads::json;
+use bertq_runtime::heads::{fill_mask, json};
 use bertq_runtime::tokenizer::Token;
 use bertq_runtime::{Aggregation, MemorySizes, Model, Output, TaskOutput};
 
@@ -15,6 +15,7 @@ pub fn task_name(t: TaskHead) -> &'static str {
             "multi-label text classification (BertForSequenceClassification)"
         }
         TaskHead::TokenClassification => "token classification / NER (BertForTokenClassification)",
+        TaskHead::FillMask => "fill-mask (BertForMaskedLM)",
     }
 }
 
@@ -74,6 +75,59 @@ fn write_task(
             s.push(']');
         }
         TaskOutput::Embedding(v) => json::write_f32_array(s, v)?,
+        TaskOutput::FillMask {
+            top_k,
+            positions,
+            ids,
+            scores,
+        } => write_fill_mask(s, model, out.tokens, *top_k, positions, ids, scores)?,
+    }
+    Ok(())
+}
+
+/// The fill-mask pipeline's shape: `[{"score","token","token_str","sequence"}]` for one mask, a
+/// list of such lists for several. `token_str` is `tokenizer.decode([token])`, `sequence` the
+/// decoded input with that mask filled (special tokens dropped only when there is one mask).
+fn write_fill_mask(
+    s: &mut String,
+    model: &Model<'_>,
+    tokens: &[Token],
+    top_k: usize,
+    positions: &[u32],
+    ids: &[u32],
+    scores: &[f32],
+) -> std::fmt::Result {
+    let vocab = model.tokenizer.vocab();
+    let settings = model.tokenizer.settings();
+    let single = positions.len() == 1;
+    if !single {
+        s.push('[');
+    }
+    for (m, &position) in positions.iter().enumerate() {
+        if m > 0 {
+            s.push(',');
+        }
+        s.push('[');
+        let row = m * top_k..(m + 1) * top_k;
+        let candidates = ids.get(row.clone()).unwrap_or(&[]);
+        let probs = scores.get(row).unwrap_or(&[]);
+        for (r, (&id, &score)) in candidates.iter().zip(probs).enumerate() {
+            if r > 0 {
+                s.push(',');
+            }
+            s.push_str("{\"score\":");
+            json::write_f32(s, score)?;
+            s.push_str(&format!(",\"token\":{id},\"token_str\":"));
+            json::write_str(s, &fill_mask::decode(vocab, core::iter::once(id)))?;
+            s.push_str(",\"sequence\":");
+            let seq = fill_mask::sequence_ids(tokens, settings, position as usize, id, single);
+            json::write_str(s, &fill_mask::decode(vocab, seq))?;
+            s.push('}');
+        }
+        s.push(']');
+    }
+    if !single {
+        s.push(']');
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! What quantization cost: run the int8 model and its f32 reference path (same weights,
 //! f32 activations and dequantised weights) on sample texts and compare the outputs.
 
+use bertq_runtime::format::TaskHead;
 use bertq_runtime::{Model, Precision, Session, TaskOutput};
 
 /// Sample texts for the built-in check (the full accuracy report runs on the user's own data).
@@ -41,6 +42,8 @@ enum Summary {
     Label(u32),
     Spans(Vec<(u32, u32, u32)>),
     Embedding(Vec<f32>),
+    /// Fill-mask: the top token of every mask.
+    Tokens(Vec<u32>),
 }
 
 fn summarize(out: &TaskOutput<'_>) -> Summary {
@@ -50,7 +53,19 @@ fn summarize(out: &TaskOutput<'_>) -> Summary {
             Summary::Spans(es.iter().map(|e| (e.label, e.start, e.end)).collect())
         }
         TaskOutput::Embedding(v) => Summary::Embedding(v.to_vec()),
+        TaskOutput::FillMask { top_k, ids, .. } => {
+            Summary::Tokens(ids.iter().step_by((*top_k).max(1)).copied().collect())
+        }
     }
+}
+
+fn mask_a_word(text: &str) -> String {
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    match words.get_mut(2) {
+        Some(w) => *w = "[MASK]",
+        None => words.push("[MASK]"),
+    }
+    words.join(" ")
 }
 
 /// Runs both precisions over `texts`.
@@ -58,7 +73,11 @@ pub fn compare_precisions(model: &Model<'_>, texts: &[&str]) -> Result<CheckRepo
     let max_seq = model.max_sequence_length().min(256);
     let mut session = Session::with_owned_memory(model, max_seq).map_err(|e| e.to_string())?;
     let (mut sum, mut min, mut agree) = (0f64, f64::INFINITY, 0usize);
+    let fill_mask = model.task() == TaskHead::FillMask;
     for text in texts {
+        // Fill-mask models need a mask: the third word (or a last one) becomes `[MASK]`.
+        let masked = fill_mask.then(|| mask_a_word(text));
+        let text = masked.as_deref().unwrap_or(text);
         let tokens: Vec<u32> = {
             let out = session.run(text).map_err(|e| e.to_string())?;
             out.tokens.iter().map(|t| t.id).collect()

@@ -93,6 +93,8 @@ fn hf_arch_name(a: Architecture) -> &'static str {
         Architecture::Encoder => "BertModel",
         Architecture::SequenceClassification => "BertForSequenceClassification",
         Architecture::TokenClassification => "BertForTokenClassification",
+        Architecture::MaskedLm => "BertForMaskedLM",
+        Architecture::NextSentencePrediction => "BertForNextSentencePrediction",
     }
 }
 
@@ -149,6 +151,11 @@ fn load_safetensors_dir(dir: &Path) -> Result<Input, QuantizeError> {
     let weights = SafetensorsSource::open(&st_path)?;
     let (task, labels) = match arch {
         Architecture::Encoder => (hf::embedding_head(dir)?, Vec::new()),
+        Architecture::MaskedLm => (TaskHead::FillMask, Vec::new()),
+        Architecture::NextSentencePrediction => (
+            classifier_task(arch, &cfg),
+            hf::NSP_LABELS.iter().map(|l| l.to_string()).collect(),
+        ),
         _ => {
             let (_, shape) = weights.tensor("classifier.weight")?;
             let h = config.hidden_size as usize;
@@ -192,6 +199,10 @@ fn classifier_task(arch: Architecture, cfg: &HfConfig) -> TaskHead {
             multi_label: cfg.problem_type.as_deref() == Some("multi_label_classification"),
         },
         Architecture::TokenClassification => TaskHead::TokenClassification,
+        Architecture::NextSentencePrediction => {
+            TaskHead::SequenceClassification { multi_label: false }
+        }
+        Architecture::MaskedLm => TaskHead::FillMask,
         Architecture::Encoder => TaskHead::Embedding {
             pooling: Pooling::Mean,
             normalize: true,
@@ -462,10 +473,24 @@ impl Builder<'_> {
 
     /// Head layers stay f32: they run on one or a few rows, and their precision is the output's.
     fn linear_f32(&mut self, name: &str, out: usize, inp: usize) -> Result<(), QuantizeError> {
-        let w = self.get_shaped(&format!("{name}.weight"), &[out, inp])?;
+        self.linear_f32_as(name, name, out, inp)
+    }
+
+    /// [`Self::linear_f32`] read from `src` and stored as `dst`.
+    fn linear_f32_as(
+        &mut self,
+        src: &str,
+        dst: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<(), QuantizeError> {
+        let w = self.get_shaped(&format!("{src}.weight"), &[out, inp])?;
         self.out
-            .add_f32(&format!("{name}{}", names::WEIGHT), &[out, inp], &w);
-        self.vector(&format!("{name}{}", names::BIAS), out)
+            .add_f32(&format!("{dst}{}", names::WEIGHT), &[out, inp], &w);
+        let b = self.get_shaped(&format!("{src}.bias"), &[out])?;
+        self.out
+            .add_f32(&format!("{dst}{}", names::BIAS), &[out], &b);
+        Ok(())
     }
 
     fn layer_norm(&mut self, name: &str, n: usize) -> Result<(), QuantizeError> {
@@ -491,7 +516,11 @@ impl Input {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(QuantizeError::Invalid(format!("{name} is 0")));
         }
-        if spec.architecture != Architecture::Encoder && spec.labels.is_empty() {
+        let classifier = !matches!(
+            spec.architecture,
+            Architecture::Encoder | Architecture::MaskedLm
+        );
+        if classifier && spec.labels.is_empty() {
             return Err(QuantizeError::Invalid("a classifier without labels".into()));
         }
         if tok.vocab.len() > config.vocab_size as usize {
@@ -547,6 +576,16 @@ impl Input {
             }
             Architecture::TokenClassification => {
                 b.linear_f32(names::CLASSIFIER, num_labels, h)?;
+            }
+            Architecture::NextSentencePrediction => {
+                b.linear_f32(names::POOLER, h, h)?;
+                b.linear_f32_as("cls.seq_relationship", names::CLASSIFIER, num_labels, h)?;
+            }
+            Architecture::MaskedLm => {
+                // The decoder is the word embedding table above (tied): not stored again.
+                b.linear_f32(names::MLM_TRANSFORM, h, h)?;
+                b.layer_norm(names::MLM_LAYER_NORM, h)?;
+                b.vector(names::MLM_BIAS, config.vocab_size as usize)?;
             }
         }
         let vocab_refs: Vec<&str> = tok.vocab.iter().map(String::as_str).collect();

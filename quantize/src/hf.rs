@@ -35,6 +35,9 @@ pub struct HfConfig {
     pub problem_type: Option<String>,
     #[serde(default)]
     pub num_labels: Option<u32>,
+    /// Whether the masked-LM decoder shares the word embeddings (Hugging Face default: true).
+    #[serde(default)]
+    pub tie_word_embeddings: Option<bool>,
 }
 
 fn default_max_positions() -> u32 {
@@ -57,7 +60,14 @@ pub enum Architecture {
     Encoder,
     SequenceClassification,
     TokenClassification,
+    /// `BertForMaskedLM`: fill-mask, the decoder tied to the word embeddings.
+    MaskedLm,
+    /// `BertForNextSentencePrediction`: a two-label pair classifier (`isNext`, `notNext`).
+    NextSentencePrediction,
 }
+
+/// Labels of `BertForNextSentencePrediction` in its output order (index 0: B continues A).
+pub const NSP_LABELS: [&str; 2] = ["isNext", "notNext"];
 
 impl Architecture {
     pub fn from_config(c: &HfConfig) -> Result<Self, QuantizeError> {
@@ -77,9 +87,18 @@ impl Architecture {
             "BertModel" => Ok(Architecture::Encoder),
             "BertForSequenceClassification" => Ok(Architecture::SequenceClassification),
             "BertForTokenClassification" => Ok(Architecture::TokenClassification),
+            "BertForMaskedLM" if c.tie_word_embeddings == Some(false) => {
+                Err(QuantizeError::Unsupported(
+                    "BertForMaskedLM with tie_word_embeddings: false (the decoder must be the \
+                     word embeddings)"
+                        .into(),
+                ))
+            }
+            "BertForMaskedLM" => Ok(Architecture::MaskedLm),
+            "BertForNextSentencePrediction" => Ok(Architecture::NextSentencePrediction),
             other => Err(QuantizeError::Unsupported(format!(
                 "architecture `{other}` (supported: BertModel, BertForSequenceClassification, \
-                 BertForTokenClassification)"
+                 BertForTokenClassification, BertForMaskedLM, BertForNextSentencePrediction)"
             ))),
         }
     }

@@ -159,7 +159,7 @@ fn eval(a: &EvalArgs) -> Res<()> {
     let int8 = bertq_runtime::Model::load(&int8_bytes)?;
     let ref_bytes = reference_bytes(&a.reference)?;
     let reference = bertq_runtime::Model::load(&ref_bytes)?;
-    let examples = data::load(&a.data, report::data_task(&int8))?;
+    let examples = data::load(&a.data, report::data_task(&int8)?)?;
     if examples.is_empty() {
         return Err(format!("{}: no examples", a.data.display()).into());
     }
@@ -265,6 +265,12 @@ fn quantize(args: &Args) -> Res<()> {
     if args.no_report {
         return Ok(());
     }
+    if model.task() == bertq_runtime::format::TaskHead::FillMask {
+        if !args.quiet {
+            println!("no accuracy report for fill-mask models (no evaluation data format)");
+        }
+        return Ok(());
+    }
     // The accuracy report: int8 against an f32 conversion of the same input.
     let ref_opts = ConvertOptions {
         precision: WeightPrecision::F32,
@@ -274,7 +280,7 @@ fn quantize(args: &Args) -> Res<()> {
     let reference = bertq_runtime::Model::load(&ref_bytes)?;
     let (examples, data_name) = match &args.eval_data {
         Some(p) => (
-            data::load(p, report::data_task(&model))?,
+            data::load(p, report::data_task(&model)?)?,
             p.display().to_string(),
         ),
         None => (

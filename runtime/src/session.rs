@@ -32,13 +32,13 @@ impl MemorySizes {
     /// Memory for `threads` threads (each needs its own attention-score buffer).
     pub fn for_model_threads(model: &Model<'_>, max_seq: usize, threads: usize) -> Self {
         let c = model.config();
-        let labels = model.labels.len().max(1);
+        let labels = model.labels.len();
         MemorySizes {
             tokens: max_seq,
             f32s: Scratch::f32_len(c, max_seq, threads) + model.head.output_len(c, max_seq),
             i8s: Scratch::i8_len(c, max_seq),
             entities: max_seq,
-            indices: labels,
+            indices: model.head.index_len(labels),
         }
     }
 
@@ -154,6 +154,11 @@ pub enum RunError {
     Tokenizer(TokenizerError),
     /// Ids out of the vocabulary, token types out of range, or a sequence longer than the session.
     InvalidInput,
+    /// Fill-mask: the text has no `[MASK]` token, or more than `max`.
+    Masks {
+        found: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -163,6 +168,10 @@ impl fmt::Display for RunError {
             RunError::InvalidInput => write!(
                 f,
                 "invalid input: token ids or types out of range, or too many tokens for the session"
+            ),
+            RunError::Masks { found, max } => write!(
+                f,
+                "fill-mask needs 1 to {max} [MASK] tokens in the text, found {found}"
             ),
         }
     }
@@ -183,6 +192,9 @@ pub struct RunOptions<'a> {
     /// Sequence classification: softmax, sigmoid or none; `None` = the model's default
     /// (sigmoid for multi-label or single-output models, else softmax), like the pipeline.
     pub function_to_apply: Option<ScoreFunction>,
+    /// Fill-mask: candidates per mask (default 5, as the pipeline; at most
+    /// [`heads::fill_mask::MAX_TOP_K`] and the vocabulary size).
+    pub top_k: usize,
 }
 
 impl Default for RunOptions<'_> {
@@ -191,6 +203,7 @@ impl Default for RunOptions<'_> {
             aggregation: Aggregation::Simple,
             ignore_labels: &["O"],
             function_to_apply: None,
+            top_k: 5,
         }
     }
 }
@@ -207,6 +220,14 @@ pub enum TaskOutput<'s> {
     Entities(&'s [Entity]),
     /// The pooled (and, if configured, normalised) sentence embedding.
     Embedding(&'s [f32]),
+    /// Fill-mask: for mask `m` (in text order, at token `positions[m]`), the `top_k` most likely
+    /// tokens `ids[m * top_k..][..top_k]` with their probabilities `scores[..]`, best first.
+    FillMask {
+        top_k: usize,
+        positions: &'s [u32],
+        ids: &'s [u32],
+        scores: &'s [f32],
+    },
 }
 
 /// The result of [`Session::run`], borrowing the session's memory.
@@ -549,6 +570,34 @@ fn infer<'s>(
                 entities,
             );
             TaskOutput::Entities(&entities[..count])
+        }
+        Head::FillMask(head) => {
+            let mask_id = model.tokenizer.settings().mask_id;
+            let found = heads::fill_mask::count_masks(tokens, mask_id);
+            let max = heads::fill_mask::MAX_MASKS;
+            if found == 0 || found > max {
+                return Err(RunError::Masks { found, max });
+            }
+            let p = heads::fill_mask::predict(
+                kernels,
+                &head,
+                c.activation,
+                hidden,
+                tokens,
+                mask_id,
+                options.top_k,
+                head_out,
+                indices,
+            );
+            let n = p.masks * p.top_k;
+            let (ids, positions) = indices.split_at(max * heads::fill_mask::MAX_TOP_K);
+            let scores_at = h + head.vocab;
+            TaskOutput::FillMask {
+                top_k: p.top_k,
+                positions: &positions[..p.masks],
+                ids: &ids[..n],
+                scores: &head_out[scores_at..scores_at + n],
+            }
         }
     };
     Ok(Output {

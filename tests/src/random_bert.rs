@@ -100,8 +100,43 @@ pub fn tensor_shapes(c: &RandomConfig) -> Vec<(String, Vec<usize>)> {
 /// A task head to add to a random model.
 #[derive(Debug, Clone, Copy)]
 pub enum RandomHead {
-    SequenceClassification { labels: usize },
-    TokenClassification { labels: usize },
+    SequenceClassification {
+        labels: usize,
+    },
+    TokenClassification {
+        labels: usize,
+    },
+    /// `BertForMaskedLM`: `cls.predictions.*` (the decoder tied to the word embeddings, so not
+    /// stored), and no pooler.
+    MaskedLm,
+    /// `BertForNextSentencePrediction`: the pooler and `cls.seq_relationship` `[2, hidden]`.
+    NextSentence,
+}
+
+/// The head tensors of a random task model (names as `transformers` saves them).
+pub fn head_shapes(c: &RandomConfig, head: RandomHead) -> Vec<(String, Vec<usize>)> {
+    let h = c.hidden_size;
+    let v = |n: &str, s: Vec<usize>| (n.to_string(), s);
+    match head {
+        RandomHead::SequenceClassification { labels }
+        | RandomHead::TokenClassification { labels } => {
+            vec![
+                v("classifier.weight", vec![labels, h]),
+                v("classifier.bias", vec![labels]),
+            ]
+        }
+        RandomHead::MaskedLm => vec![
+            v("cls.predictions.transform.dense.weight", vec![h, h]),
+            v("cls.predictions.transform.dense.bias", vec![h]),
+            v("cls.predictions.transform.LayerNorm.weight", vec![h]),
+            v("cls.predictions.transform.LayerNorm.bias", vec![h]),
+            v("cls.predictions.bias", vec![c.vocab_size]),
+        ],
+        RandomHead::NextSentence => vec![
+            v("cls.seq_relationship.weight", vec![2, h]),
+            v("cls.seq_relationship.bias", vec![2]),
+        ],
+    }
 }
 
 /// Writes a Hugging Face `BertModel` directory (config.json, model.safetensors, vocab.txt with
@@ -126,6 +161,8 @@ pub fn write_hf_dir_with_head(
             ("BertForSequenceClassification", labels)
         }
         Some(RandomHead::TokenClassification { labels }) => ("BertForTokenClassification", labels),
+        Some(RandomHead::MaskedLm) => ("BertForMaskedLM", 0),
+        Some(RandomHead::NextSentence) => ("BertForNextSentencePrediction", 0),
     };
     config["architectures"] = serde_json::json!([arch]);
     config["model_type"] = serde_json::json!("bert");
@@ -153,17 +190,19 @@ pub fn write_hf_dir_with_head(
     }
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
     let mut shapes = tensor_shapes(c);
-    if labels > 0 {
-        shapes.push(("classifier.weight".into(), vec![labels, c.hidden_size]));
-        shapes.push(("classifier.bias".into(), vec![labels]));
+    if let Some(head) = head {
+        if matches!(head, RandomHead::MaskedLm) {
+            shapes.retain(|(name, _)| !name.starts_with("pooler."));
+        }
+        shapes.extend(head_shapes(c, head));
     }
-    let prefix = if labels > 0 { "bert." } else { "" };
+    let prefix = if head.is_some() { "bert." } else { "" };
     let tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = shapes
         .into_iter()
         .map(|(name, shape)| {
             let data = make_tensor(&name, shape.iter().product(), model_seed);
             let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-            let stored = if name.starts_with("classifier") {
+            let stored = if name.starts_with("classifier") || name.starts_with("cls.") {
                 name
             } else {
                 format!("{prefix}{name}")

@@ -153,4 +153,47 @@ fn run_never_allocates() {
     );
     let bytes = convert(dir.path(), WeightPrecision::Int8);
     assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
+
+    // Fill-mask: the same miniature as a masked LM (texts with and without masks, too many).
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_dir_with_head(dir.path(), &config, 8, Some(RandomHead::MaskedLm));
+    let bytes = convert(dir.path(), WeightPrecision::Int8);
+    let model = Model::load(&bytes).unwrap();
+    for threads in [1, 2] {
+        assert_fill_mask_allocates_nothing(&model, 64, threads);
+    }
+}
+
+fn assert_fill_mask_allocates_nothing(model: &Model<'_>, max_seq: usize, threads: usize) {
+    let many = "tok5 [MASK] ".repeat(100);
+    let texts: Vec<&str> = [
+        "tok7 [MASK] tok9",
+        "[MASK] [MASK] tok20 [MASK]",
+        many.as_str(),
+    ]
+    .into_iter()
+    .chain(TEXTS.iter().copied())
+    .collect();
+    let mut session = Session::with_threads(model, max_seq, threads).unwrap();
+    for precision in [Precision::Int8, Precision::F32] {
+        session.set_precision(precision);
+        session.run(texts[0]).unwrap(); // warm-up
+        let allocations = count_allocations(|| {
+            for text in &texts {
+                for top_k in [1, 5, 1000] {
+                    let options = RunOptions {
+                        top_k,
+                        ..RunOptions::default()
+                    };
+                    // Texts without a mask, or with too many, are errors: they must not allocate.
+                    let out = session.run_with(text, &options);
+                    std::hint::black_box(&out);
+                }
+            }
+        });
+        assert_eq!(
+            allocations, 0,
+            "fill-mask ({precision:?}, {threads} threads) allocated"
+        );
+    }
 }

@@ -121,6 +121,13 @@ pub fn write_infer(
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
+    if let TaskOutput::FillMask { .. } = output.task {
+        // `serve::run` refuses fill-mask models; the protocol has no fill-mask result yet.
+        return Err(Failure::new(
+            ErrorCode::Unsupported,
+            format_args!("fill-mask models are not served"),
+        ));
+    }
     if enc.truncated && !options.truncate {
         return Err(Failure::new(
             ErrorCode::TextTooLong,
@@ -186,6 +193,8 @@ pub fn write_infer(
                     })))
                 }
                 TaskOutput::Embedding(v) => out.frame(&reply(TaskResult::Embedding(Seq::Slice(v)))),
+                // Refused above.
+                TaskOutput::FillMask { .. } => Ok(()),
             }
         }
         ReplyTo::Json(id) => out.text(|w| {
@@ -225,6 +234,8 @@ pub fn write_infer(
                     w.write_char(']')?;
                 }
                 TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
+                // Refused above.
+                TaskOutput::FillMask { .. } => w.write_str("[]")?,
             }
             writeln!(
                 w,
@@ -276,6 +287,8 @@ fn task_of(model: &Model<'_>) -> Task {
         TaskHead::Embedding { .. } => Task::Embedding {
             dimension: model.config().hidden_size,
         },
+        // Never reached: `serve::run` refuses fill-mask models (the protocol has no such task).
+        TaskHead::FillMask => Task::TokenClassification,
     }
 }
 

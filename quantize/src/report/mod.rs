@@ -109,14 +109,18 @@ pub struct Report {
     pub task: TaskReport,
 }
 
-pub fn data_task(model: &Model<'_>) -> DataTask {
-    match model.task() {
+/// The evaluation data format of the model's task (fill-mask models have none).
+pub fn data_task(model: &Model<'_>) -> Result<DataTask, String> {
+    Ok(match model.task() {
         bertq_runtime::format::TaskHead::Embedding { .. } => DataTask::Embedding,
         bertq_runtime::format::TaskHead::SequenceClassification { .. } => {
             DataTask::SequenceClassification
         }
         bertq_runtime::format::TaskHead::TokenClassification => DataTask::TokenClassification,
-    }
+        bertq_runtime::format::TaskHead::FillMask => {
+            return Err("accuracy evaluation on data is not supported for fill-mask models".into())
+        }
+    })
 }
 
 /// The int8 model and the reference must answer the same question.
@@ -179,7 +183,7 @@ pub fn evaluate(
     s8.set_precision(Precision::Int8);
     s32.set_precision(Precision::F32);
     let kernels = s8.kernels().name.to_string();
-    let task = data_task(int8);
+    let task = data_task(int8)?;
     let bar = progress_bar(examples.len(), opts.progress);
     let mut truncated = 0usize;
     let mut preds: Vec<(Pred, Pred)> = Vec::with_capacity(examples.len());
@@ -273,6 +277,9 @@ fn predict<S: bertq_runtime::session::Storage>(
             }
         }
         (TaskOutput::Embedding(v), _) => Pred::Embedding(v.to_vec()),
+        (TaskOutput::FillMask { .. }, _) => {
+            return Err("fill-mask models have no evaluation data format".into())
+        }
     };
     Ok((pred, truncated))
 }

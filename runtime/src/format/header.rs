@@ -65,6 +65,9 @@ pub enum TaskHead {
     SequenceClassification { multi_label: bool },
     /// `BertForTokenClassification`: a linear classifier on every token.
     TokenClassification,
+    /// `BertForMaskedLM`: the prediction head (dense, activation, LayerNorm) on every `[MASK]`
+    /// token and the decoder tied to the word embeddings (stored once) plus a vocabulary bias.
+    FillMask,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

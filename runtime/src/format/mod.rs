@@ -33,6 +33,11 @@ pub mod names {
     pub const LAYER_NORMS: [&str; 2] = ["attention.output.LayerNorm", "output.LayerNorm"];
     pub const POOLER: &str = "pooler.dense";
     pub const CLASSIFIER: &str = "classifier";
+    /// `BertForMaskedLM`'s prediction head; its decoder is the word embedding table (tied).
+    pub const MLM_TRANSFORM: &str = "cls.predictions.transform.dense";
+    pub const MLM_LAYER_NORM: &str = "cls.predictions.transform.LayerNorm";
+    /// f32 `[vocab]`: the decoder's bias.
+    pub const MLM_BIAS: &str = "cls.predictions.bias";
     pub const VOCAB_STRINGS: &str = "tokenizer.vocab.strings";
     pub const VOCAB_OFFSETS: &str = "tokenizer.vocab.offsets";
     pub const VOCAB_INDEX: &str = "tokenizer.vocab.index";

@@ -1,6 +1,7 @@
 //! Task heads on top of the encoder and the decoding of their outputs, in Hugging Face pipeline
 //! semantics. Nothing here allocates: outputs are written into session memory.
 
+pub mod fill_mask;
 pub mod json;
 pub mod token_classification;
 
@@ -9,7 +10,8 @@ pub use token_classification::Aggregation;
 use crate::format::{names, LoadError, ModelConfig, ModelFile, Pooling, TaskHead};
 use crate::kernels::reference::softmax;
 use crate::kernels::{GemmF32, Kernels};
-use crate::model::bert::Linear;
+use crate::model::bert::{load_vector, load_weights, LayerNorm, Linear};
+use fill_mask::MaskedLmHead;
 
 /// The head's weights.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +28,7 @@ pub enum Head<'a> {
     TokenClassification {
         classifier: Linear<'a>,
     },
+    FillMask(MaskedLmHead<'a>),
 }
 
 impl<'a> Head<'a> {
@@ -58,6 +61,17 @@ impl<'a> Head<'a> {
                     classifier: Linear::load(file, names::CLASSIFIER, num_labels, h)?,
                 }
             }
+            TaskHead::FillMask => {
+                let vocab = c.vocab_size as usize;
+                Head::FillMask(MaskedLmHead {
+                    transform: Linear::load(file, names::MLM_TRANSFORM, h, h)?,
+                    norm: LayerNorm::load(file, names::MLM_LAYER_NORM, h, c.layer_norm_eps)?,
+                    // The decoder is tied to the word embeddings: the same table, stored once.
+                    decoder: load_weights(file, names::WORD_EMBEDDINGS, vocab, h)?,
+                    bias: load_vector(file, names::MLM_BIAS, vocab)?,
+                    vocab,
+                })
+            }
         })
     }
 
@@ -70,6 +84,16 @@ impl<'a> Head<'a> {
             Head::SequenceClassification { classifier, .. } => h + classifier.n,
             // Logits, then one row of scratch for `average` aggregation.
             Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
+            // The transformed row, one logits row reused per mask, the top-k scores.
+            Head::FillMask(m) => m.f32_len(),
+        }
+    }
+
+    /// u32 values the head writes (label ranking, or fill-mask token ids and mask positions).
+    pub fn index_len(&self, labels: usize) -> usize {
+        match self {
+            Head::FillMask(m) => m.index_len(),
+            _ => labels.max(1),
         }
     }
 
@@ -81,6 +105,8 @@ impl<'a> Head<'a> {
                 pooler, classifier, ..
             } => lin(pooler) + lin(classifier),
             Head::TokenClassification { classifier } => lin(classifier),
+            // The decoder is the word embedding table, counted with the encoder.
+            Head::FillMask(m) => m.parameter_count(),
         }
     }
 }
