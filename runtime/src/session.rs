@@ -254,6 +254,18 @@ macro_rules! pool_field {
     };
 }
 
+/// The `Exec` of a session: its kernels, precision and threads (a macro, like `pool_field!`, so
+/// that it borrows only those fields while the session's memory is borrowed mutably).
+macro_rules! exec_of {
+    ($s:expr) => {
+        Exec {
+            kernels: $s.kernels,
+            precision: $s.precision,
+            par: parallel_of(pool_field!($s)),
+        }
+    };
+}
+
 #[cfg(feature = "std")]
 fn parallel_of(pool: Option<&crate::parallel::ThreadPool>) -> &dyn Parallel {
     match pool {
@@ -372,11 +384,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             return Err(RunError::InvalidInput);
         }
         let c = model.config();
-        let exec = Exec {
-            kernels: self.kernels,
-            precision: self.precision,
-            par: parallel_of(pool_field!(self)),
-        };
+        let exec = exec_of!(self);
         let parts = exec.par.parts();
         let mem = self.storage.memory();
         let (scratch_f32, _) = mem
@@ -405,11 +413,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
     ) -> Result<Output<'_>, RunError> {
         let max_seq = self.max_seq;
         let tokenizer = &self.model.tokenizer;
-        let exec = Exec {
-            kernels: self.kernels,
-            precision: self.precision,
-            par: parallel_of(pool_field!(self)),
-        };
+        let exec = exec_of!(self);
         let mem = self.storage.memory();
         let encoded = tokenizer
             .encode(text, &mut mem.tokens[..max_seq])
@@ -437,11 +441,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
     ) -> Result<Output<'_>, RunError> {
         let max_seq = self.max_seq;
         let tokenizer = &self.model.tokenizer;
-        let exec = Exec {
-            kernels: self.kernels,
-            precision: self.precision,
-            par: parallel_of(pool_field!(self)),
-        };
+        let exec = exec_of!(self);
         let mem = self.storage.memory();
         let pair = tokenizer
             .encode_pair(a, b, &mut mem.tokens[..max_seq])
@@ -483,11 +483,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             total: ids.len(),
             truncated: false,
         };
-        let exec = Exec {
-            kernels: self.kernels,
-            precision: self.precision,
-            par: parallel_of(pool_field!(self)),
-        };
+        let exec = exec_of!(self);
         let len = encoded.len;
         let options = RunOptions::default();
         infer(model, &exec, self.max_seq, mem, encoded, len, "", &options)

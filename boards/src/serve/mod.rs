@@ -575,10 +575,10 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                     while let Some(conn) = handoff.take(control) {
                         let mut acc = Accumulator::new(&mut rx[..]);
                         let mut out = Out::new(&mut tx[..]);
-                        let end = match conn {
-                            Conn::Unix(c) => {
-                                let _ = c.set_nonblocking(true);
-                                let mut io = io::FdIo::new(c, tick, cfg.write_timeout);
+                        // The same loop over either socket type (`FdIo<T>` differs by type).
+                        macro_rules! serve {
+                            ($c:expr) => {{
+                                let mut io = io::FdIo::new($c, tick, cfg.write_timeout);
                                 link::serve_link(
                                     &mut io,
                                     shared,
@@ -588,20 +588,17 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                                     &mut out,
                                     &socket_link,
                                 )
+                            }};
+                        }
+                        let end = match conn {
+                            Conn::Unix(c) => {
+                                let _ = c.set_nonblocking(true);
+                                serve!(c)
                             }
                             Conn::Tcp(c) => {
                                 let _ = c.set_nonblocking(true);
                                 let _ = c.set_nodelay(true);
-                                let mut io = io::FdIo::new(c, tick, cfg.write_timeout);
-                                link::serve_link(
-                                    &mut io,
-                                    shared,
-                                    &mut backend,
-                                    env,
-                                    &mut acc,
-                                    &mut out,
-                                    &socket_link,
-                                )
+                                serve!(c)
                             }
                         };
                         handoff.done();

@@ -68,6 +68,22 @@ enum Lab {
 /// Bound on every walk (a malformed file may contain cycles).
 const MAX_STEPS: usize = 4096;
 
+/// Bounds every walk along the graph, so that a cyclic or absurdly deep graph is an error.
+#[derive(Default)]
+struct Steps(usize);
+
+impl Steps {
+    fn next(&mut self) -> Result<(), OnnxError> {
+        self.0 += 1;
+        if self.0 > MAX_STEPS {
+            return Err(OnnxError::Structure(
+                "the graph has a cycle or is too deep".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 struct Matcher<'g> {
     g: &'g Graph,
     shapes: Shapes,
@@ -110,14 +126,9 @@ pub fn match_bert(g: &Graph, heads_hint: Option<usize>) -> Result<Matched, OnnxE
     let (mut h, sizes) = m.embeddings()?;
     let mut layers = 0usize;
     let mut intermediate = 0usize;
-    let mut steps = 0usize;
+    let mut steps = Steps::default();
     loop {
-        steps += 1;
-        if steps > MAX_STEPS {
-            return Err(OnnxError::Structure(
-                "the graph has a cycle or is too deep".into(),
-            ));
-        }
+        steps.next()?;
         let cons = g.consumers(&h);
         let linears: Vec<&Node> = cons
             .iter()
@@ -291,14 +302,9 @@ impl Matcher<'_> {
         }
         // The sum: single-consumer Adds from the word embedding up to the LayerNorm input.
         let mut root = outs[0].clone();
-        let mut steps = 0usize;
+        let mut steps = Steps::default();
         loop {
-            steps += 1;
-            if steps > MAX_STEPS {
-                return Err(OnnxError::Structure(
-                    "the graph has a cycle or is too deep".into(),
-                ));
-            }
+            steps.next()?;
             match g.consumers(&root).as_slice() {
                 [a] if a.is("Add") => root = a.outputs.first().cloned().unwrap_or_default(),
                 _ => break,
@@ -897,14 +903,9 @@ impl Matcher<'_> {
         let mut t = scores.out().to_string();
         self.set_labels(&t, &[Batch, Heads, Seq, Seq]);
         let mut masks = 0;
-        let mut steps = 0usize;
+        let mut steps = Steps::default();
         let softmax = loop {
-            steps += 1;
-            if steps > MAX_STEPS {
-                return Err(OnnxError::Structure(
-                    "the graph has a cycle or is too deep".into(),
-                ));
-            }
+            steps.next()?;
             let c = g.consumers(&t);
             let [n] = c.as_slice() else {
                 return Err(at(
@@ -978,14 +979,9 @@ impl Matcher<'_> {
         // context -> merge heads -> attention output Linear.
         let mut t = context.out().to_string();
         let mut labs = vec![Batch, Heads, Seq, HeadDim];
-        let mut steps = 0usize;
+        let mut steps = Steps::default();
         let ao = loop {
-            steps += 1;
-            if steps > MAX_STEPS {
-                return Err(OnnxError::Structure(
-                    "the graph has a cycle or is too deep".into(),
-                ));
-            }
+            steps.next()?;
             self.set_labels(&t, &labs);
             let c = g.consumers(&t);
             let [n] = c.as_slice() else {
@@ -1288,14 +1284,9 @@ impl Matcher<'_> {
         };
         let mut t = self.cls_selection(sel)?;
         // An optional Squeeze/Reshape/Flatten to [batch, hidden].
-        let mut steps = 0usize;
+        let mut steps = Steps::default();
         loop {
-            steps += 1;
-            if steps > MAX_STEPS {
-                return Err(OnnxError::Structure(
-                    "the graph has a cycle or is too deep".into(),
-                ));
-            }
+            steps.next()?;
             let c = g.consumers(&t);
             match c.as_slice() {
                 [n] if n.is("Squeeze") || n.is("Reshape") || n.is("Flatten") => {

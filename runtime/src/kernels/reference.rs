@@ -5,13 +5,14 @@ use super::{GemmF32, GemmI8, Layout, PackedI8, Weights};
 use crate::format::Activation;
 
 /// Rounds half away from zero without `std` (a saturating float-to-int cast truncates).
-#[inline]
+#[inline(always)]
 pub fn round_to_i32(x: f32) -> i32 {
     (x + if x >= 0.0 { 0.5 } else { -0.5 }) as i32
 }
 
-/// Quantizes a value already divided by its scale to int8 in `[-127, 127]` (symmetric).
-#[inline]
+/// Quantizes a value already divided by its scale to int8 in `[-127, 127]` (symmetric). The one
+/// rounding rule of every quantizer (weights offline, activations in the kernels).
+#[inline(always)]
 pub fn quantize_value(x: f32) -> i8 {
     round_to_i32(x).clamp(-127, 127) as i8
 }

@@ -376,10 +376,7 @@ pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
         *scale = max / 127.0;
         let inv = 127.0 / max;
         for (d, &v) in qrow.iter_mut().zip(row) {
-            // Round half away from zero, clamp to the symmetric range.
-            let y = v * inv;
-            let r = (y + if y >= 0.0 { 0.5 } else { -0.5 }) as i32;
-            *d = r.clamp(-127, 127) as i8;
+            *d = super::reference::quantize_value(v * inv);
         }
     }
 }
