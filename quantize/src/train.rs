@@ -563,7 +563,7 @@ pub struct Trial {
 }
 
 /// Fits one head per L2 strength and keeps the best on the held-out set (accuracy, then loss).
-/// `report` is called after each fit.
+/// `report` is called after each fit. With no strengths given, `base.l2` is used.
 pub fn train(
     train: &Features,
     y: &[u32],
@@ -574,6 +574,8 @@ pub fn train(
     report: &dyn Fn(&Trial),
 ) -> (Trial, Vec<Trial>) {
     let mut trials = Vec::new();
+    let default = [base.l2];
+    let l2s = if l2s.is_empty() { &default[..] } else { l2s };
     for &l2 in l2s {
         let opts = FitOptions { l2, ..base.clone() };
         let trial = Trial {
@@ -589,15 +591,13 @@ pub fn train(
             -t.result.valid_loss.unwrap_or(f64::INFINITY),
         )
     };
-    let best = trials
-        .iter()
-        .fold(None::<&Trial>, |acc, t| match acc {
-            Some(a) if key(a) >= key(t) => Some(a),
-            _ => Some(t),
-        })
-        .cloned()
-        .expect("at least one L2 strength");
-    (best, trials)
+    let mut best = 0;
+    for (i, t) in trials.iter().enumerate() {
+        if key(t) > key(&trials[best]) {
+            best = i;
+        }
+    }
+    (trials[best].clone(), trials)
 }
 
 /// The encoder's weights plus the trained classifier.
