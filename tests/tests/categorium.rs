@@ -129,3 +129,31 @@ fn categorium_matches_transformers_in_english_and_french() {
         );
     }
 }
+
+/// The other four languages (no TensorFlow reference committed for them): the conversion runs,
+/// the labels come from the CSV in output order, and int8 agrees with f32 on a sample.
+#[test]
+fn other_categorium_languages_convert() {
+    for (lang, text, first_label) in [
+        ("es", "Receta fácil de pastel de chocolate", "Adulto"),
+        ("pt", "Receita fácil de bolo de chocolate", "Adulto"),
+        (
+            "it",
+            "Ricetta facile della torta al cioccolato",
+            "Alimentazione",
+        ),
+        ("de", "Einfaches Rezept für Schokoladenkuchen", "Autos"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        convert_keras(lang, dir.path());
+        let bytes = convert(dir.path(), WeightPrecision::Int8);
+        let model = Model::load(&bytes).unwrap();
+        assert_eq!(model.labels.len(), 27, "{lang}");
+        assert_eq!(model.labels.get(0), Some(first_label), "{lang}");
+        let mut session = Session::with_owned_memory(&model, 64).unwrap();
+        let int8 = logits(&mut session, text);
+        session.set_precision(Precision::F32);
+        let f32 = logits(&mut session, text);
+        assert_eq!(argmax(&int8), argmax(&f32), "{lang}: {text}");
+    }
+}
