@@ -16,6 +16,9 @@ pub fn task_name(t: TaskHead) -> &'static str {
         }
         TaskHead::TokenClassification => "token classification / NER (BertForTokenClassification)",
         TaskHead::FillMask => "fill-mask (BertForMaskedLM)",
+        TaskHead::PooledClassification { .. } => {
+            "text classification (sentence embedding + linear classifier)"
+        }
     }
 }
 
@@ -157,7 +160,9 @@ pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usiz
     line("model", format!("{} ({source})", h.name));
     line("source", h.source.to_string());
     line("task", task_name(h.task).to_string());
-    if let TaskHead::Embedding { pooling, normalize } = h.task {
+    if let TaskHead::Embedding { pooling, normalize }
+    | TaskHead::PooledClassification { pooling, normalize } = h.task
+    {
         let p = match pooling {
             Pooling::Mean => "mean",
             Pooling::Cls => "cls",

@@ -203,3 +203,42 @@ fn run_processes_a_file_line_by_line_and_keeps_lines_aligned() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.txt"));
 }
+
+#[test]
+fn run_classifies_sentiment_with_the_shipped_trained_head() {
+    // models/sentiment-minilm.bertq: MiniLM + a head written by `bertq-quantize train-head`.
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/sentiment-minilm.bertq"
+    );
+    let cases = [
+        (
+            "A moving, beautifully acted film that stays with you.",
+            "POSITIVE",
+        ),
+        (
+            "A dull, lifeless mess with a script full of clichés.",
+            "NEGATIVE",
+        ),
+    ];
+    for (text, want) in cases {
+        let v = stdout_json(&bertq(&["run", "--model", model, text]));
+        let top = &v.as_array().unwrap()[0];
+        assert_eq!(top["label"], want, "{text}: {v}");
+        let score = top["score"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&score), "{v}");
+    }
+    // Both labels with --top-k, scores summing to 1 (softmax).
+    let v = stdout_json(&bertq(&[
+        "run",
+        "--model",
+        model,
+        "--top-k",
+        "5",
+        "It was fine.",
+    ]));
+    let all = v.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let sum: f64 = all.iter().map(|e| e["score"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{v}");
+}

@@ -502,6 +502,16 @@ impl Builder<'_> {
 impl Input {
     /// Builds the `.bertq` file.
     pub fn convert(&self, opts: &ConvertOptions) -> Result<Converted, QuantizeError> {
+        self.convert_with(self.weights.as_ref(), opts)
+    }
+
+    /// [`Self::convert`] with the weights read from `weights` (e.g. the encoder's plus a
+    /// trained classifier).
+    pub fn convert_with(
+        &self,
+        weights: &dyn WeightSource,
+        opts: &ConvertOptions,
+    ) -> Result<Converted, QuantizeError> {
         let spec = &self.spec;
         let config = spec.config;
         let tok = &spec.tokenizer;
@@ -516,10 +526,12 @@ impl Input {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(QuantizeError::Invalid(format!("{name} is 0")));
         }
-        let classifier = !matches!(
-            spec.architecture,
-            Architecture::Encoder | Architecture::MaskedLm
-        );
+        let pooled_classifier = matches!(spec.task, TaskHead::PooledClassification { .. });
+        let classifier = pooled_classifier
+            || !matches!(
+                spec.architecture,
+                Architecture::Encoder | Architecture::MaskedLm
+            );
         if classifier && spec.labels.is_empty() {
             return Err(QuantizeError::Invalid("a classifier without labels".into()));
         }
@@ -531,7 +543,7 @@ impl Input {
             )));
         }
         let mut b = Builder {
-            w: self.weights.as_ref(),
+            w: weights,
             out: ModelWriter::new(),
             precision: opts.precision,
             layout: opts.layout,
@@ -569,7 +581,11 @@ impl Input {
         }
         let num_labels = spec.labels.len();
         match spec.architecture {
-            Architecture::Encoder => {}
+            Architecture::Encoder => {
+                if pooled_classifier {
+                    b.linear_f32(names::CLASSIFIER, num_labels, h)?;
+                }
+            }
             Architecture::SequenceClassification => {
                 b.linear_f32(names::POOLER, h, h)?;
                 b.linear_f32(names::CLASSIFIER, num_labels, h)?;

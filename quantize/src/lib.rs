@@ -7,6 +7,7 @@
 //! - [`convert`]: building the model file from any input.
 //! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
 //! - [`report`]: the accuracy report (int8 against the f32 reference on labelled data).
+//! - [`train`]: `train-head`, a linear classifier trained on frozen sentence embeddings.
 
 pub mod check;
 pub mod convert;
@@ -15,6 +16,7 @@ pub mod onnx;
 pub mod quant;
 pub mod report;
 pub mod source;
+pub mod train;
 
 pub use convert::{
     convert_dir, convert_path, load_input, ConvertOptions, Converted, Input, ModelSpec,

@@ -1,7 +1,8 @@
 //! `bertq-quantize --input DIR|FILE.onnx --output FILE.bertq` and
-//! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`.
+//! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`,
+//! `bertq-quantize train-head --encoder DIR --data train.tsv [-o out.bertq]`.
 use bertq_quantize::report::{self, data, EvalOptions};
-use bertq_quantize::{check, load_input, ConvertOptions, WeightPrecision};
+use bertq_quantize::{check, load_input, train, ConvertOptions, WeightPrecision};
 use bertq_runtime::Aggregation;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -89,6 +90,61 @@ struct Args {
 enum Command {
     /// Accuracy report: an int8 .bertq against the f32 reference on labelled (or unlabelled) data.
     Eval(EvalArgs),
+    /// Train a classification head (multinomial logistic regression, L2, held-out split, early
+    /// stopping) on the frozen encoder's sentence embeddings and write a ready .bertq classifier.
+    TrainHead(TrainArgs),
+}
+
+#[derive(Parser, Debug)]
+struct TrainArgs {
+    /// The sentence encoder: a Hugging Face BertModel directory (sentence-transformers pooling
+    /// and normalisation are read from modules.json; default mean + L2 norm).
+    #[arg(long)]
+    encoder: PathBuf,
+    /// Training data: `text<TAB>label` lines (label after the last tab; an optional first line
+    /// `text<TAB>label` is a header; blank lines are skipped).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output model file (default: the data file's name with .bertq, in the current directory).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Label names in output order, comma-separated (default: the data's labels sorted by name).
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<String>>,
+    /// Fraction of the data held out for early stopping and choosing the L2 strength.
+    #[arg(long, default_value_t = 0.1)]
+    holdout: f64,
+    /// Seed of the held-out split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// L2 strengths to try (λ of `mean cross-entropy + λ/2 ||W||²` on standardised features),
+    /// comma-separated; the best on the held-out set is kept.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4])]
+    l2: Vec<f64>,
+    /// Gradient steps per L2 strength at most.
+    #[arg(long, default_value_t = 2000)]
+    max_iter: usize,
+    /// Early stopping: held-out checks (every 10 steps) without improvement (0: off).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Longest input in tokens when embedding (longer texts are truncated).
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Threads for embedding (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Weight layout of the written model (as for conversion).
+    #[arg(long, value_enum, default_value = "k4n16")]
+    pack: Pack,
+    /// Model name stored in the file (default: the output file's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// A labelled test set (same format): accuracy of the written model, run through the runtime.
+    #[arg(long, value_name = "FILE")]
+    test: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -124,6 +180,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.command {
         Some(Command::Eval(e)) => eval(e),
+        Some(Command::TrainHead(t)) => train_head(t),
         None => quantize(&args),
     };
     match result {
@@ -199,11 +256,7 @@ fn quantize(args: &Args) -> Res<()> {
             Precision::Int8 => WeightPrecision::Int8,
             Precision::F32 => WeightPrecision::F32,
         },
-        layout: match args.pack {
-            Pack::K4n16 => bertq_runtime::format::Layout::K4N16,
-            Pack::K8n8 => bertq_runtime::format::Layout::K8N8,
-            Pack::RowMajor => bertq_runtime::format::Layout::RowMajor,
-        },
+        layout: layout(args.pack),
         name: args.name.clone(),
     };
     let input = load_input(input_path)?;
@@ -331,6 +384,178 @@ fn quantize(args: &Args) -> Res<()> {
             "accuracy report ({data_name}) -> {}:\n{}",
             report_path.display(),
             report::summary(&r)
+        );
+    }
+    Ok(())
+}
+
+fn layout(p: Pack) -> bertq_runtime::format::Layout {
+    match p {
+        Pack::K4n16 => bertq_runtime::format::Layout::K4N16,
+        Pack::K8n8 => bertq_runtime::format::Layout::K8N8,
+        Pack::RowMajor => bertq_runtime::format::Layout::RowMajor,
+    }
+}
+
+fn read_tsv(path: &Path, labels: Option<&[String]>) -> Res<train::LabelledTexts> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    train::parse_tsv(&text, labels).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn bar(n: usize, msg: &'static str, on: bool) -> indicatif::ProgressBar {
+    if !on {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(msg);
+    bar
+}
+
+fn train_head(a: &TrainArgs) -> Res<()> {
+    let start = Instant::now();
+    if !(a.holdout > 0.0 && a.holdout < 1.0) {
+        return Err(format!("--holdout must be between 0 and 1, got {}", a.holdout).into());
+    }
+    if a.l2.is_empty() || a.l2.iter().any(|l| !(l.is_finite() && *l >= 0.0)) {
+        return Err("--l2 needs non-negative numbers".into());
+    }
+    let data = read_tsv(&a.data, a.labels.as_deref())?;
+    let n = data.texts.len();
+    if n < 4 {
+        return Err(format!("{}: need at least 4 examples, found {n}", a.data.display()).into());
+    }
+    let test = a
+        .test
+        .as_ref()
+        .map(|p| read_tsv(p, Some(&data.labels)))
+        .transpose()?;
+    let input = load_input(&a.encoder)?;
+    if !matches!(
+        input.spec.task,
+        bertq_runtime::format::TaskHead::Embedding { .. }
+    ) {
+        return Err(format!(
+            "{}: train-head needs a sentence encoder (BertModel), not a {:?} model",
+            a.encoder.display(),
+            input.spec.architecture
+        )
+        .into());
+    }
+    let output = a.output.clone().unwrap_or_else(|| {
+        let stem = a.data.file_stem().unwrap_or_default();
+        PathBuf::from(stem).with_extension("bertq")
+    });
+    let opts = ConvertOptions {
+        precision: WeightPrecision::Int8,
+        layout: layout(a.pack),
+        name: Some(a.name.clone().unwrap_or_else(|| {
+            output
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "classifier".into())
+        })),
+    };
+    // The head is trained on the int8 encoder's embeddings: the ones it sees on the device.
+    let encoder_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&opts)?.bytes);
+    let encoder = bertq_runtime::Model::load(&encoder_bytes)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = !a.quiet;
+    let pb = bar(n, "embedding", progress);
+    let features = train::embed(&encoder, &data.texts, a.max_length, threads, &|i| {
+        pb.set_position(i as u64)
+    })?;
+    pb.finish_and_clear();
+    let (tr, va) = train::split(n, a.holdout, a.seed);
+    let (xt, xv) = (features.select(&tr), features.select(&va));
+    let yt: Vec<u32> = tr.iter().map(|&i| data.targets[i]).collect();
+    let yv: Vec<u32> = va.iter().map(|&i| data.targets[i]).collect();
+    let k = data.labels.len();
+    if progress {
+        println!(
+            "{n} examples ({} train, {} held out), {k} labels ({}), {}-dim embeddings in {:.1} s",
+            tr.len(),
+            va.len(),
+            data.labels.join(", "),
+            features.d,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let base = train::FitOptions {
+        max_iter: a.max_iter,
+        patience: a.patience,
+        ..Default::default()
+    };
+    let pb = bar(a.l2.len(), "training", progress);
+    let (best, _) = train::train(&xt, &yt, k, (&xv, &yv), &a.l2, &base, &|t| {
+        let r = &t.result;
+        let line = format!(
+            "  l2 {:<8} held-out accuracy {:.2}%, loss {:.4} ({} steps{})",
+            t.l2,
+            r.valid_accuracy.unwrap_or(0.0) * 100.0,
+            r.valid_loss.unwrap_or(f64::NAN),
+            r.iterations,
+            if r.converged {
+                ", converged"
+            } else if r.early_stopped {
+                ", early stop"
+            } else {
+                ""
+            }
+        );
+        // A hidden bar (no terminal) prints nothing: print the line itself.
+        if progress && pb.is_hidden() {
+            println!("{line}");
+        } else {
+            pb.println(line);
+        }
+        pb.inc(1);
+    });
+    pb.finish_and_clear();
+    let bytes = train::write_model(&input, &best.result.head, &data.labels, &opts)?;
+    std::fs::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+    if progress {
+        println!(
+            "held-out accuracy {:.2}% ({} of {}) with l2 {}; train accuracy {:.2}%",
+            best.result.valid_accuracy.unwrap_or(0.0) * 100.0,
+            (best.result.valid_accuracy.unwrap_or(0.0) * va.len() as f64).round(),
+            va.len(),
+            best.l2,
+            best.result.head.accuracy(&xt, &yt) * 100.0
+        );
+        println!(
+            "wrote {} ({:.1} MB) in {:.1} s",
+            output.display(),
+            bytes.len() as f64 / 1e6,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if let (Some(test), Some(path)) = (test, &a.test) {
+        let model_bytes = bertq_runtime::ModelBytes::copy_from(&bytes);
+        let model = bertq_runtime::Model::load(&model_bytes)?;
+        let max_seq = a.max_length.clamp(2, model.max_sequence_length());
+        let mut session = bertq_runtime::Session::with_threads(&model, max_seq, threads)?;
+        let pb = bar(test.texts.len(), "testing", progress);
+        let mut right = 0usize;
+        for (t, &y) in test.texts.iter().zip(&test.targets) {
+            let out = session.run(t)?;
+            if let bertq_runtime::TaskOutput::Classification { ranking, .. } = out.task {
+                right += usize::from(ranking.first() == Some(&y));
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        println!(
+            "test accuracy ({}): {:.2}% ({right} of {})",
+            path.display(),
+            right as f64 / test.texts.len() as f64 * 100.0,
+            test.texts.len()
         );
     }
     Ok(())

@@ -546,6 +546,27 @@ fn infer<'s>(
             heads::rank(scores, ranking);
             TaskOutput::Classification { scores, ranking }
         }
+        Head::PooledClassification {
+            pooling,
+            normalize,
+            classifier,
+        } => {
+            let function = options
+                .function_to_apply
+                .unwrap_or(ScoreFunction::default_for(false, classifier.n));
+            let scores = heads::classify_pooled(
+                kernels,
+                pooling,
+                normalize,
+                &classifier,
+                function,
+                hidden,
+                head_out,
+            );
+            let ranking = &mut indices[..scores.len()];
+            heads::rank(scores, ranking);
+            TaskOutput::Classification { scores, ranking }
+        }
         Head::TokenClassification { classifier } => {
             let n = classifier.n;
             let (logits, scratch) = head_out.split_at_mut(seq * n);

@@ -154,6 +154,23 @@ fn run_never_allocates() {
     let bytes = convert(dir.path(), WeightPrecision::Int8);
     assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
 
+    // Pooled classification (what `train-head` writes): the miniature as an encoder, a head.
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_dir_with_head(dir.path(), &config, 9, None);
+    let input = bertq_quantize::load_input(dir.path()).unwrap();
+    let (k, d) = (3, config.hidden_size);
+    let head = bertq_quantize::train::LinearHead {
+        weight: (0..k * d).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect(),
+        bias: vec![0.1, -0.2, 0.05],
+        d,
+        k,
+    };
+    let labels = ["a".to_string(), "b".to_string(), "c".to_string()];
+    let opts = bertq_quantize::ConvertOptions::default();
+    let bytes = bertq_quantize::train::write_model(&input, &head, &labels, &opts).unwrap();
+    let bytes = bertq_runtime::ModelBytes::copy_from(&bytes);
+    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
+
     // Fill-mask: the same miniature as a masked LM (texts with and without masks, too many).
     let dir = tempfile::tempdir().unwrap();
     write_hf_dir_with_head(dir.path(), &config, 8, Some(RandomHead::MaskedLm));

@@ -284,6 +284,9 @@ fn task_of(model: &Model<'_>) -> Task {
         TaskHead::SequenceClassification { multi_label } => {
             Task::SequenceClassification { multi_label }
         }
+        TaskHead::PooledClassification { .. } => {
+            Task::SequenceClassification { multi_label: false }
+        }
         TaskHead::Embedding { .. } => Task::Embedding {
             dimension: model.config().hidden_size,
         },

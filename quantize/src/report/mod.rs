@@ -113,7 +113,8 @@ pub struct Report {
 pub fn data_task(model: &Model<'_>) -> Result<DataTask, String> {
     Ok(match model.task() {
         bertq_runtime::format::TaskHead::Embedding { .. } => DataTask::Embedding,
-        bertq_runtime::format::TaskHead::SequenceClassification { .. } => {
+        bertq_runtime::format::TaskHead::SequenceClassification { .. }
+        | bertq_runtime::format::TaskHead::PooledClassification { .. } => {
             DataTask::SequenceClassification
         }
         bertq_runtime::format::TaskHead::TokenClassification => DataTask::TokenClassification,

@@ -68,6 +68,10 @@ pub enum TaskHead {
     /// `BertForMaskedLM`: the prediction head (dense, activation, LayerNorm) on every `[MASK]`
     /// token and the decoder tied to the word embeddings (stored once) plus a vocabulary bias.
     FillMask,
+    /// A linear classifier on the pooled sentence embedding (what `bertq-quantize train-head`
+    /// writes): pooling and normalisation as [`TaskHead::Embedding`], then `classifier` and
+    /// softmax. No pooler.
+    PooledClassification { pooling: Pooling, normalize: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

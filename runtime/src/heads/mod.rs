@@ -29,6 +29,11 @@ pub enum Head<'a> {
         classifier: Linear<'a>,
     },
     FillMask(MaskedLmHead<'a>),
+    PooledClassification {
+        pooling: Pooling,
+        normalize: bool,
+        classifier: Linear<'a>,
+    },
 }
 
 impl<'a> Head<'a> {
@@ -72,6 +77,14 @@ impl<'a> Head<'a> {
                     vocab,
                 })
             }
+            TaskHead::PooledClassification { pooling, normalize } => {
+                need_labels()?;
+                Head::PooledClassification {
+                    pooling,
+                    normalize,
+                    classifier: Linear::load(file, names::CLASSIFIER, num_labels, h)?,
+                }
+            }
         })
     }
 
@@ -82,6 +95,8 @@ impl<'a> Head<'a> {
             Head::Embedding { .. } => h,
             // Pooled [CLS] state, then the label scores.
             Head::SequenceClassification { classifier, .. } => h + classifier.n,
+            // The embedding, then the label scores.
+            Head::PooledClassification { classifier, .. } => h + classifier.n,
             // Logits, then one row of scratch for `average` aggregation.
             Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
             // The transformed row, one logits row reused per mask, the top-k scores.
@@ -104,7 +119,8 @@ impl<'a> Head<'a> {
             Head::SequenceClassification {
                 pooler, classifier, ..
             } => lin(pooler) + lin(classifier),
-            Head::TokenClassification { classifier } => lin(classifier),
+            Head::TokenClassification { classifier }
+            | Head::PooledClassification { classifier, .. } => lin(classifier),
             // The decoder is the word embedding table, counted with the encoder.
             Head::FillMask(m) => m.parameter_count(),
         }
@@ -200,6 +216,12 @@ pub fn classify<'o>(
     pooled.iter_mut().for_each(|v| *v = libm::tanhf(*v));
     let scores = &mut scores[..classifier.n];
     linear_f32(kernels, classifier, pooled, 1, scores);
+    apply_score_function(function, scores);
+    scores
+}
+
+/// Applies `function` to logits in place.
+fn apply_score_function(function: ScoreFunction, scores: &mut [f32]) {
     match function {
         ScoreFunction::Sigmoid => scores
             .iter_mut()
@@ -207,6 +229,25 @@ pub fn classify<'o>(
         ScoreFunction::Softmax => softmax(scores),
         ScoreFunction::None => {}
     }
+}
+
+/// Pooled classification: mean or `[CLS]` pooling (+ L2 norm), classifier, scores.
+/// `out` = `[embedding (h) | scores (labels)]`; returns the scores.
+pub fn classify_pooled<'o>(
+    kernels: &Kernels,
+    pooling: Pooling,
+    normalize: bool,
+    classifier: &Linear<'_>,
+    function: ScoreFunction,
+    hidden: &[f32],
+    out: &'o mut [f32],
+) -> &'o mut [f32] {
+    let h = classifier.k;
+    let (pooled, scores) = out.split_at_mut(h);
+    pool_embedding(hidden, h, pooling, normalize, pooled);
+    let scores = &mut scores[..classifier.n];
+    linear_f32(kernels, classifier, pooled, 1, scores);
+    apply_score_function(function, scores);
     scores
 }
 
