@@ -235,5 +235,5 @@ pub fn add_layer_norm(
     beta: &[f32],
     eps: f32,
 ) {
-    super::vector::add_layer_norm(x, residual, gamma, beta, eps)
+    super::vector::add_layer_norm(x, residual, gamma, beta, eps, |p, q, r| p * q + r)
 }

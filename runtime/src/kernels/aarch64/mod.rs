@@ -316,11 +316,11 @@ pub(crate) mod ops {
     use crate::kernels::vector;
 
     pub fn softmax(x: &mut [f32]) {
-        vector::softmax(x)
+        vector::softmax(x, madd)
     }
 
     pub fn activate(act: Activation, x: &mut [f32]) {
-        vector::activate(act, x)
+        vector::activate(act, x, madd)
     }
 
     pub fn attention(
@@ -332,7 +332,7 @@ pub(crate) mod ops {
             a,
             heads,
             scores,
-            |row| vector::softmax(row),
+            |row| vector::softmax(row, madd),
             |m, n, k, x, y, out, ldc, alpha| vector::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd),
         )
     }
@@ -354,7 +354,7 @@ pub(crate) mod ops {
         beta: &[f32],
         eps: f32,
     ) {
-        vector::add_layer_norm(x, residual, gamma, beta, eps)
+        vector::add_layer_norm(x, residual, gamma, beta, eps, madd)
     }
 }
 

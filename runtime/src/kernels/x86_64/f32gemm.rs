@@ -27,7 +27,7 @@ pub unsafe fn gemm_nn_fma(
 /// `x * y + z`: one fused instruction with `std` (`f32::mul_add` under the `fma` feature); core
 /// has no `mul_add`, so without `std` the multiply and add stay separate.
 #[inline(always)]
-fn madd(x: f32, y: f32, z: f32) -> f32 {
+pub(crate) fn madd(x: f32, y: f32, z: f32) -> f32 {
     #[cfg(feature = "std")]
     return x.mul_add(y, z);
     #[cfg(not(feature = "std"))]

@@ -8,10 +8,11 @@ macro_rules! vector_ops {
         mod ops {
             use crate::format::Activation;
             use crate::kernels::vector;
+            use crate::kernels::x86_64::f32gemm::madd;
 
             #[target_feature(enable = $features)]
             unsafe fn softmax_impl(x: &mut [f32]) {
-                vector::softmax(x)
+                vector::softmax(x, madd)
             }
             pub fn softmax(x: &mut [f32]) {
                 // SAFETY: the table using this is only selected when its features are present.
@@ -20,7 +21,7 @@ macro_rules! vector_ops {
 
             #[target_feature(enable = $features)]
             unsafe fn activate_impl(act: Activation, x: &mut [f32]) {
-                vector::activate(act, x)
+                vector::activate(act, x, madd)
             }
             pub fn activate(act: Activation, x: &mut [f32]) {
                 // SAFETY: the table using this is only selected when its features are present.
@@ -37,7 +38,7 @@ macro_rules! vector_ops {
                     a,
                     heads,
                     scores,
-                    |row| vector::softmax(row),
+                    |row| vector::softmax(row, madd),
                     |m, n, k, x, y, out, ldc, alpha| {
                         // SAFETY: this closure runs inside `attention_impl`, whose target features
                         // ($features) are those `$gemm_nn` needs.
@@ -62,7 +63,7 @@ macro_rules! vector_ops {
                 beta: &[f32],
                 eps: f32,
             ) {
-                vector::add_layer_norm(x, residual, gamma, beta, eps)
+                vector::add_layer_norm(x, residual, gamma, beta, eps, madd)
             }
             pub fn add_layer_norm(
                 x: &mut [f32],
