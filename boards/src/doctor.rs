@@ -40,6 +40,8 @@ pub fn cpu_features() -> Vec<(&'static str, bool)> {
             "avx512vnni",
             std::arch::is_x86_feature_detected!("avx512vnni"),
         ));
+        // AMX also needs the kernel's permission; the table is only usable when both hold.
+        v.push(("amx-int8", bertq_runtime::kernels::by_name("amx").is_some()));
     }
     #[cfg(target_arch = "aarch64")]
     {

@@ -237,8 +237,8 @@ pub fn best() -> &'static Kernels {
     &REFERENCE
 }
 
-/// A table by name (`reference`, `avx2`, `avx512vnni`, `neon`, `dotprod`, `i8mm`), if this CPU
-/// supports it.
+/// A table by name (`reference`, `avx2`, `avx512vnni`, `amx`, `neon`, `dotprod`, `i8mm`), if
+/// this CPU supports it.
 pub fn by_name(name: &str) -> Option<&'static Kernels> {
     if name == REFERENCE.name {
         return Some(&REFERENCE);
@@ -252,4 +252,12 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
 }
 
 /// Names of every table compiled into this build (supported by this CPU or not).
-pub const ALL_NAMES: &[&str] = &["reference", "avx2", "avx512vnni", "neon", "dotprod", "i8mm"];
+pub const ALL_NAMES: &[&str] = &[
+    "reference",
+    "avx2",
+    "avx512vnni",
+    "amx",
+    "neon",
+    "dotprod",
+    "i8mm",
+];

@@ -13,7 +13,10 @@ use crate::kernels::reference;
 use crate::kernels::{GemmI8, Kernels, Layout};
 use core::arch::x86_64::*;
 
-pub static AVX512VNNI: Kernels = Kernels {
+pub static AVX512VNNI: Kernels = TABLE;
+
+/// The table as a constant, so that the AMX table can reuse everything but the GEMM.
+pub(super) const TABLE: Kernels = Kernels {
     name: "avx512vnni",
     native_layout: Layout::K4N16,
     unsigned_activations: true,
@@ -124,7 +127,7 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
     }
 }
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+pub(super) fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
     match (p.w.layout, p.w.row_sums) {
         (Layout::K4N16, Some(sums)) if sums.len() >= p.w.n => {
             // SAFETY: this table is only selected (and only tested) when `available()` holds,

@@ -1,4 +1,4 @@
-//! x86-64 kernel tables: AVX2, and AVX-512 VNNI.
+//! x86-64 kernel tables: AVX2, AVX-512 VNNI, and AMX (AVX-512 VNNI with AMX tile GEMMs).
 
 /// Compiles the portable vector kernels ([`super::vector`]) for a table's target features:
 /// defines `softmax`, `activate`, `attention`, `add_layer_norm` and `quantize_rows_signed`.
@@ -109,6 +109,7 @@ macro_rules! vector_ops {
     };
 }
 
+pub mod amx;
 pub mod avx2;
 pub mod avx512vnni;
 pub mod f32gemm;
@@ -117,7 +118,9 @@ use super::Kernels;
 
 /// The fastest table this CPU supports.
 pub fn best() -> &'static Kernels {
-    if avx512vnni::available() {
+    if amx::available() {
+        &amx::AMX
+    } else if avx512vnni::available() {
         &avx512vnni::AVX512VNNI
     } else if avx2::available() {
         &avx2::AVX2
@@ -129,6 +132,7 @@ pub fn best() -> &'static Kernels {
 /// A table by name, if this CPU supports it.
 pub fn by_name(name: &str) -> Option<&'static Kernels> {
     match name {
+        "amx" if amx::available() => Some(&amx::AMX),
         "avx512vnni" if avx512vnni::available() => Some(&avx512vnni::AVX512VNNI),
         "avx2" if avx2::available() => Some(&avx2::AVX2),
         _ => None,
