@@ -94,13 +94,17 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
             }
             *scale = max / 127.0;
             let inv = _mm512_set1_ps(127.0 / max);
-            let half = _mm512_set1_ps(0.5);
-            let sign = _mm512_set1_ps(-0.0);
+            // 0.5 with y's sign, by integer bit operations: the float forms (`_mm512_or_ps`)
+            // need AVX-512 DQ and would not inline here.
+            let half = _mm512_set1_epi32(0.5f32.to_bits() as i32);
+            let sign = _mm512_set1_epi32(i32::MIN);
             let (lo, hi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
             let offset = _mm512_set1_epi32(128);
             let convert = |v: __m512| {
                 let y = _mm512_mul_ps(v, inv);
-                let r = _mm512_add_ps(y, _mm512_or_ps(half, _mm512_and_ps(y, sign)));
+                let signed_half =
+                    _mm512_or_si512(half, _mm512_and_si512(_mm512_castps_si512(y), sign));
+                let r = _mm512_add_ps(y, _mm512_castsi512_ps(signed_half));
                 let i = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvttps_epi32(r), lo), hi);
                 _mm512_add_epi32(i, offset)
             };
