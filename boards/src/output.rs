@@ -16,6 +16,7 @@ pub fn task_name(t: TaskHead) -> &'static str {
         }
         TaskHead::TokenClassification => "token classification / NER (BertForTokenClassification)",
         TaskHead::FillMask => "fill-mask (BertForMaskedLM)",
+        TaskHead::QuestionAnswering => "extractive question answering (BertForQuestionAnswering)",
     }
 }
 
@@ -81,6 +82,8 @@ fn write_task(
             ids,
             scores,
         } => write_fill_mask(s, model, out.tokens, *top_k, positions, ids, scores)?,
+        // `text` is the context.
+        TaskOutput::Answers(answers) => json::write_answers(s, answers, text)?,
     }
     Ok(())
 }

@@ -121,7 +121,7 @@ pub fn write_infer(
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
-    if let TaskOutput::FillMask { .. } = output.task {
+    if let TaskOutput::FillMask { .. } | TaskOutput::Answers(_) = output.task {
         // `serve::run` refuses fill-mask models; the protocol has no fill-mask result yet.
         return Err(Failure::new(
             ErrorCode::Unsupported,
@@ -194,7 +194,7 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => out.frame(&reply(TaskResult::Embedding(Seq::Slice(v)))),
                 // Refused above.
-                TaskOutput::FillMask { .. } => Ok(()),
+                TaskOutput::FillMask { .. } | TaskOutput::Answers(_) => Ok(()),
             }
         }
         ReplyTo::Json(id) => out.text(|w| {
@@ -235,7 +235,7 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
                 // Refused above.
-                TaskOutput::FillMask { .. } => w.write_str("[]")?,
+                TaskOutput::FillMask { .. } | TaskOutput::Answers(_) => w.write_str("[]")?,
             }
             writeln!(
                 w,
@@ -288,7 +288,7 @@ fn task_of(model: &Model<'_>) -> Task {
             dimension: model.config().hidden_size,
         },
         // Never reached: `serve::run` refuses fill-mask models (the protocol has no such task).
-        TaskHead::FillMask => Task::TokenClassification,
+        TaskHead::FillMask | TaskHead::QuestionAnswering => Task::TokenClassification,
     }
 }
 

@@ -68,6 +68,9 @@ pub enum TaskHead {
     /// `BertForMaskedLM`: the prediction head (dense, activation, LayerNorm) on every `[MASK]`
     /// token and the decoder tied to the word embeddings (stored once) plus a vocabulary bias.
     FillMask,
+    /// `BertForQuestionAnswering`: `qa_outputs`, a linear layer giving every token a start and an
+    /// end logit (extractive question answering).
+    QuestionAnswering,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,43 @@ pub fn write_entity<W: Write>(
     write!(w, ",\"start\":{start},\"end\":{end}}}")
 }
 
+/// The question-answering pipeline's `{"score": ..., "start": ..., "end": ..., "answer": ...}`.
+pub fn write_answer<W: Write>(
+    w: &mut W,
+    score: f32,
+    start: u32,
+    end: u32,
+    answer: &str,
+) -> fmt::Result {
+    w.write_str("{\"score\":")?;
+    write_f32(w, score)?;
+    write!(w, ",\"start\":{start},\"end\":{end},\"answer\":")?;
+    write_str(w, answer)?;
+    w.write_char('}')
+}
+
+/// Question-answering answers (`context` is the text they point into) as the pipeline returns
+/// them: one answer as an object, otherwise a list.
+pub fn write_answers<W: Write>(w: &mut W, answers: &[super::Entity], context: &str) -> fmt::Result {
+    let one = answers.len() == 1;
+    if !one {
+        w.write_char('[')?;
+    }
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            w.write_char(',')?;
+        }
+        let text = context
+            .get(a.byte_start as usize..a.byte_end as usize)
+            .unwrap_or("");
+        write_answer(w, a.score, a.start, a.end, text)?;
+    }
+    if !one {
+        w.write_char(']')?;
+    }
+    Ok(())
+}
+
 /// `{"entity": ..., "score": ..., "index": ..., "word": ..., "start": ..., "end": ...}`
 /// (aggregation `none`: one token).
 pub fn write_token_entity<W: Write>(

@@ -3,6 +3,7 @@
 
 pub mod fill_mask;
 pub mod json;
+pub mod question_answering;
 pub mod token_classification;
 
 pub use token_classification::Aggregation;
@@ -29,6 +30,10 @@ pub enum Head<'a> {
         classifier: Linear<'a>,
     },
     FillMask(MaskedLmHead<'a>),
+    /// `qa_outputs`: start and end logits per token.
+    QuestionAnswering {
+        qa_outputs: Linear<'a>,
+    },
 }
 
 impl<'a> Head<'a> {
@@ -72,6 +77,9 @@ impl<'a> Head<'a> {
                     vocab,
                 })
             }
+            TaskHead::QuestionAnswering => Head::QuestionAnswering {
+                qa_outputs: Linear::load(file, names::QA_OUTPUTS, 2, h)?,
+            },
         })
     }
 
@@ -86,6 +94,8 @@ impl<'a> Head<'a> {
             Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
             // The transformed row, one logits row reused per mask, the top-k scores.
             Head::FillMask(m) => m.f32_len(),
+            // Interleaved start/end logits, then the start and the end probabilities.
+            Head::QuestionAnswering { .. } => 4 * seq,
         }
     }
 
@@ -105,6 +115,7 @@ impl<'a> Head<'a> {
                 pooler, classifier, ..
             } => lin(pooler) + lin(classifier),
             Head::TokenClassification { classifier } => lin(classifier),
+            Head::QuestionAnswering { qa_outputs } => lin(qa_outputs),
             // The decoder is the word embedding table, counted with the encoder.
             Head::FillMask(m) => m.parameter_count(),
         }
