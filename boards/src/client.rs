@@ -9,8 +9,8 @@
 use crate::serve::io::FdIo;
 use bertq_protocol::{
     decode_frame, decode_response, encode_frame, max_encoded_len, Accumulator, Aggregation,
-    ErrorCode, InferOptions, InferRequest, Item, Request, RequestBody, Response, ResponseBody,
-    TaskResult,
+    AnswerOptions, AnswerRequest, ErrorCode, InferOptions, InferRequest, Item, Request,
+    RequestBody, Response, ResponseBody, StrideRequest, TaskResult,
 };
 use bertq_runtime::heads::json;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -241,6 +241,8 @@ impl Client {
         self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let text_len = match &body {
             RequestBody::Infer(r) => r.text.len(),
+            RequestBody::InferStride(r) => r.text.len(),
+            RequestBody::Answer(r) => r.question.len() + r.context.len() + 16,
             _ => 0,
         };
         self.frame.resize(max_encoded_len(text_len + 64), 0);
@@ -332,7 +334,45 @@ impl Client {
         options: InferOptions,
     ) -> Result<Result<Inference, RemoteError>, ClientError> {
         let body = RequestBody::Infer(InferRequest { text, options });
-        let tokens = options.aggregation == Aggregation::None;
+        self.run(body, options.aggregation == Aggregation::None)
+    }
+
+    /// Token classification of a long text in windows sharing `stride` tokens.
+    pub fn infer_stride(
+        &mut self,
+        text: &str,
+        options: InferOptions,
+        stride: u16,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
+        let body = RequestBody::InferStride(StrideRequest {
+            text,
+            options,
+            stride,
+        });
+        self.run(body, options.aggregation == Aggregation::None)
+    }
+
+    /// Question answering about `context`.
+    pub fn answer(
+        &mut self,
+        question: &str,
+        context: &str,
+        options: AnswerOptions,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
+        let body = RequestBody::Answer(AnswerRequest {
+            question,
+            context,
+            options,
+        });
+        self.run(body, false)
+    }
+
+    /// An inference request; `tokens`: entities are tokens (aggregation `none`).
+    fn run(
+        &mut self,
+        body: RequestBody<'_>,
+        tokens: bool,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
         self.call(body, |r| match r.body {
             ResponseBody::Infer(i) => {
                 let mut s = String::new();
@@ -400,6 +440,22 @@ fn write_result(s: &mut String, r: &TaskResult<'_>, tokens: bool) -> std::fmt::R
         TaskResult::Embedding(v) => {
             let v: Vec<f32> = v.iter().collect();
             json::write_f32_array(s, &v)?;
+        }
+        // The pipeline's shape: one answer as an object, several as a list.
+        TaskResult::Answers(answers) => {
+            let one = answers.len() == 1;
+            if !one {
+                s.push('[');
+            }
+            for (i, a) in answers.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                json::write_answer(s, a.score, a.start, a.end, a.answer)?;
+            }
+            if !one {
+                s.push(']');
+            }
         }
     }
     Ok(())

@@ -23,11 +23,59 @@ pub enum RequestBody<'a> {
     Health,
     /// Counters and latency ([`MetricsReply`]).
     Metrics,
+    /// Token classification of a text longer than the server's maximum sequence length, in
+    /// overlapping windows (Hugging Face's `stride`).
+    #[serde(borrow)]
+    InferStride(StrideRequest<'a>),
+    /// Extractive question answering (question-answering models).
+    #[serde(borrow)]
+    Answer(AnswerRequest<'a>),
 }
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 4;
+    pub const VARIANTS: u32 = 6;
+}
+
+/// [`RequestBody::InferStride`]: like [`InferRequest`], the whole text in windows that share
+/// `stride` tokens (at most the server's input limit; `options.truncate` is ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrideRequest<'a> {
+    pub text: &'a str,
+    pub options: InferOptions,
+    pub stride: u16,
+}
+
+/// [`RequestBody::Answer`]: a question about a context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerRequest<'a> {
+    pub question: &'a str,
+    pub context: &'a str,
+    pub options: AnswerOptions,
+}
+
+/// The question-answering pipeline's options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerOptions {
+    /// Answers to return, best first (at least 1).
+    pub top_k: u16,
+    /// Context tokens shared by consecutive windows; `None`: `min(max_seq / 2, 128)`.
+    pub doc_stride: Option<u16>,
+    /// The longest answer, in tokens.
+    pub max_answer_len: u16,
+    /// Also consider the empty answer.
+    pub handle_impossible_answer: bool,
+}
+
+impl Default for AnswerOptions {
+    fn default() -> Self {
+        AnswerOptions {
+            top_k: 1,
+            doc_stride: None,
+            max_answer_len: 15,
+            handle_impossible_answer: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +186,19 @@ pub enum TaskResult<'a> {
     Labels(Seq<'a, LabelScore<'a>>),
     /// Sentence embedding.
     Embedding(Seq<'a, f32>),
+    /// Question answering: answers best first.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Answers(Seq<'a, Answer<'a>>),
+}
+
+/// One answer as the question-answering pipeline reports it: `start`/`end` are character
+/// offsets into the context and `answer` the text between them (empty: no answer).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Answer<'a> {
+    pub score: f32,
+    pub start: u32,
+    pub end: u32,
+    pub answer: &'a str,
 }
 
 /// One entity as the token-classification pipeline reports it: `start`/`end` are character
@@ -168,6 +229,7 @@ pub enum Task {
     TokenClassification,
     SequenceClassification { multi_label: bool },
     Embedding { dimension: u32 },
+    QuestionAnswering,
 }
 
 #[derive(Debug, PartialEq, Serialize)]

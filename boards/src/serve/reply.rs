@@ -3,7 +3,7 @@
 use super::jsonl::RawId;
 use super::metrics::Metrics;
 use bertq_protocol::{
-    encode_frame, Aggregation, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
+    encode_frame, Aggregation, Answer, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
     InferOptions, InferReply, InfoReply, LabelScore, MetricsReply, Response, ResponseBody, Seq,
     Task, TaskResult, HISTOGRAM_BUCKETS, VERSION,
 };
@@ -95,8 +95,10 @@ pub enum ReplyTo {
     Json(RawId),
 }
 
-/// The largest reply any request can produce for this model, text length and sequence length:
-/// JSON escapes at most 6 bytes per text byte, entities are disjoint spans of the text.
+/// The largest reply any request can produce for this model, text length and sequence length
+/// (`max_seq`: the most tokens a request may have, windowed inputs included): JSON escapes at
+/// most 6 bytes per text byte, entities are disjoint spans of the text. Question answers are
+/// assumed to fit the same room (a reply that does not is a `FrameTooLarge` error).
 pub fn reply_capacity(model: &Model<'_>, max_seq: usize, max_text: usize) -> usize {
     let labels = model.labels.len();
     let label_len = model.labels.iter().map(str::len).max().unwrap_or(0);
@@ -121,7 +123,7 @@ pub fn write_infer(
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
-    if let TaskOutput::FillMask { .. } | TaskOutput::Answers(_) = output.task {
+    if let TaskOutput::FillMask { .. } = output.task {
         // `serve::run` refuses fill-mask models; the protocol has no fill-mask result yet.
         return Err(Failure::new(
             ErrorCode::Unsupported,
@@ -194,7 +196,25 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => out.frame(&reply(TaskResult::Embedding(Seq::Slice(v)))),
                 // Refused above.
-                TaskOutput::FillMask { .. } | TaskOutput::Answers(_) => Ok(()),
+                TaskOutput::Answers(answers) => {
+                    let get = |i: usize| {
+                        let a = &answers[i];
+                        Answer {
+                            score: a.score,
+                            start: a.start,
+                            end: a.end,
+                            answer: text
+                                .get(a.byte_start as usize..a.byte_end as usize)
+                                .unwrap_or(""),
+                        }
+                    };
+                    out.frame(&reply(TaskResult::Answers(Seq::Map {
+                        len: answers.len(),
+                        get: &get,
+                    })))
+                }
+                // Refused above.
+                TaskOutput::FillMask { .. } => Ok(()),
             }
         }
         ReplyTo::Json(id) => out.text(|w| {
@@ -235,7 +255,9 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
                 // Refused above.
-                TaskOutput::FillMask { .. } | TaskOutput::Answers(_) => w.write_str("[]")?,
+                TaskOutput::Answers(answers) => json::write_answers(w, answers, text)?,
+                // Refused above.
+                TaskOutput::FillMask { .. } => w.write_str("[]")?,
             }
             writeln!(
                 w,
@@ -287,8 +309,9 @@ fn task_of(model: &Model<'_>) -> Task {
         TaskHead::Embedding { .. } => Task::Embedding {
             dimension: model.config().hidden_size,
         },
+        TaskHead::QuestionAnswering => Task::QuestionAnswering,
         // Never reached: `serve::run` refuses fill-mask models (the protocol has no such task).
-        TaskHead::FillMask | TaskHead::QuestionAnswering => Task::TokenClassification,
+        TaskHead::FillMask => Task::TokenClassification,
     }
 }
 
@@ -298,6 +321,7 @@ pub fn pipeline_name(task: Task) -> &'static str {
         Task::TokenClassification => "token-classification",
         Task::SequenceClassification { .. } => "text-classification",
         Task::Embedding { .. } => "feature-extraction",
+        Task::QuestionAnswering => "question-answering",
     }
 }
 
