@@ -13,6 +13,8 @@ non-ASCII text (character offsets), max_answer_len limits and top_k.
 
 Usage: HF_HUB_OFFLINE=1 .venv-ref-qa/bin/python scripts/gen_qa_fixtures.py
 Writes tests/fixtures/question_answering.json.
+       python scripts/gen_qa_fixtures.py --write-demo DIR
+writes the first random model as a Hugging Face directory (the README's example).
 """
 import json
 import random
@@ -89,7 +91,28 @@ QUESTIONS = ["Where does Zoë live?", "Who studied in Paris?", "What does the ca
              "When was she born?", "Who works at the station?", "What is 東京大学?"]
 
 
+def write_demo(out: Path) -> None:
+    """The first random model as a Hugging Face directory (for `bertq-quantize`), e.g. for the
+    README's question-answering example. Needs only numpy and safetensors."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    m, tokens = MODELS[0], vocab()
+    cfg = dict(m["config"], vocab_size=len(tokens))
+    sd = {f"bert.{k}": random_bert.make_tensor(k, s, m["seed"])
+          for k, s in random_bert.tensor_shapes(cfg).items() if not k.startswith("pooler.")}
+    for k, s in random_bert.qa_head_shapes(cfg).items():
+        sd[k] = random_bert.make_tensor(k, s, m["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(dict(cfg, architectures=["BertForQuestionAnswering"],
+                                                     model_type="bert")))
+    (out / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-demo":
+        return write_demo(Path(sys.argv[2]))
     assert transformers.__version__.startswith("4."), "needs transformers 4.x (question-answering pipeline)"
     tokens = vocab()
     with tempfile.TemporaryDirectory() as d:
