@@ -65,6 +65,21 @@ pub struct ClientArgs {
     /// Print the whole reply (`{"id","result","tokens","truncated"}`) instead of the result.
     #[arg(long)]
     pub full: bool,
+    /// Token classification: run the whole text in windows sharing this many tokens.
+    #[arg(long, conflicts_with = "question")]
+    pub stride: Option<u16>,
+    /// Question answering: the question; the texts are its contexts.
+    #[arg(long)]
+    pub question: Option<String>,
+    /// Question answering: context tokens shared by consecutive windows.
+    #[arg(long, requires = "question")]
+    pub doc_stride: Option<u16>,
+    /// Question answering: the longest answer in tokens.
+    #[arg(long, default_value_t = 15)]
+    pub max_answer_len: u16,
+    /// Question answering: also consider the empty answer.
+    #[arg(long)]
+    pub handle_impossible_answer: bool,
     /// Texts to process; with none, lines are read from stdin (interactively on a terminal).
     pub texts: Vec<String>,
 }
@@ -568,7 +583,20 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
     let mut failed = 0usize;
     // Prints the reply; true if it was an error.
     let process = |client: &mut Client, text: &str| -> Result<bool, String> {
-        match client.infer(text, options).map_err(|e| e.to_string())? {
+        let reply = match (&args.question, args.stride) {
+            (Some(q), _) => {
+                let o = AnswerOptions {
+                    top_k: args.top_k,
+                    doc_stride: args.doc_stride,
+                    max_answer_len: args.max_answer_len,
+                    handle_impossible_answer: args.handle_impossible_answer,
+                };
+                client.answer(q, text, o)
+            }
+            (None, Some(stride)) => client.infer_stride(text, options, stride),
+            (None, None) => client.infer(text, options),
+        };
+        match reply.map_err(|e| e.to_string())? {
             Ok(r) => {
                 if r.truncated {
                     eprintln!(

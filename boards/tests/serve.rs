@@ -681,5 +681,17 @@ fn stride_requests_equal_bertq_run() {
                                  "aggregation_strategy": "none"});
     (&s).write_all(format!("{req}\n").as_bytes()).unwrap();
     assert_eq!(lines.next()["error_type"], "bad_request");
+    // `bertq client --stride` prints the same.
+    let out = std::process::Command::new(BIN)
+        .args(["client", "--unix", sock.to_str().unwrap(), "--stride", "12"])
+        .args(&texts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(
+        printed,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     drop(server);
 }
