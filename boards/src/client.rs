@@ -456,6 +456,35 @@ fn write_result(s: &mut String, r: &TaskResult<'_>, tokens: bool) -> std::fmt::R
             let v: Vec<f32> = v.iter().collect();
             json::write_f32_array(s, &v)?;
         }
+        // The fill-mask pipeline's shape: one mask a list, several a list of lists.
+        TaskResult::FillMask(candidates) => {
+            let masks = candidates.iter().map(|c| c.mask).max().map_or(0, |m| m + 1);
+            if masks != 1 {
+                s.push('[');
+            }
+            for m in 0..masks {
+                if m > 0 {
+                    s.push(',');
+                }
+                s.push('[');
+                for (r, c) in candidates.iter().filter(|c| c.mask == m).enumerate() {
+                    if r > 0 {
+                        s.push(',');
+                    }
+                    s.push_str("{\"score\":");
+                    json::write_f32(s, c.score)?;
+                    s.push_str(&format!(",\"token\":{},\"token_str\":", c.token));
+                    json::write_str(s, &c.token_str.to_string())?;
+                    s.push_str(",\"sequence\":");
+                    json::write_str(s, &c.sequence.to_string())?;
+                    s.push('}');
+                }
+                s.push(']');
+            }
+            if masks != 1 {
+                s.push(']');
+            }
+        }
         // The pipeline's shape: one answer as an object, several as a list.
         TaskResult::Answers(answers) => {
             let one = answers.len() == 1;

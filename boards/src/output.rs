@@ -88,9 +88,7 @@ fn write_task(
     Ok(())
 }
 
-/// The fill-mask pipeline's shape: `[{"score","token","token_str","sequence"}]` for one mask, a
-/// list of such lists for several. `token_str` is `tokenizer.decode([token])`, `sequence` the
-/// decoded input with that mask filled (special tokens dropped only when there is one mask).
+/// The fill-mask pipeline's shape (see [`fill_mask::write_json`], shared with the server).
 fn write_fill_mask(
     s: &mut String,
     model: &Model<'_>,
@@ -102,37 +100,7 @@ fn write_fill_mask(
 ) -> std::fmt::Result {
     let vocab = model.tokenizer.vocab();
     let settings = model.tokenizer.settings();
-    let single = positions.len() == 1;
-    if !single {
-        s.push('[');
-    }
-    for (m, &position) in positions.iter().enumerate() {
-        if m > 0 {
-            s.push(',');
-        }
-        s.push('[');
-        let row = m * top_k..(m + 1) * top_k;
-        let candidates = ids.get(row.clone()).unwrap_or(&[]);
-        let probs = scores.get(row).unwrap_or(&[]);
-        for (r, (&id, &score)) in candidates.iter().zip(probs).enumerate() {
-            if r > 0 {
-                s.push(',');
-            }
-            s.push_str("{\"score\":");
-            json::write_f32(s, score)?;
-            s.push_str(&format!(",\"token\":{id},\"token_str\":"));
-            json::write_str(s, &fill_mask::decode(vocab, core::iter::once(id)))?;
-            s.push_str(",\"sequence\":");
-            let seq = fill_mask::sequence_ids(tokens, settings, position as usize, id, single);
-            json::write_str(s, &fill_mask::decode(vocab, seq))?;
-            s.push('}');
-        }
-        s.push(']');
-    }
-    if !single {
-        s.push(']');
-    }
-    Ok(())
+    fill_mask::write_json(s, vocab, settings, tokens, top_k, positions, ids, scores)
 }
 
 /// `{"input_ids": [...], "tokens": [...], "offsets": [[start, end], ...]}` (character offsets).

@@ -50,8 +50,8 @@ pub use frame::{
 pub use message::{
     histogram_bucket_upper_us, Aggregation, Answer, AnswerOptions, AnswerRequest, Entity,
     ErrorCount, ErrorReply, HealthReply, InferOptions, InferReply, InferRequest, InfoReply,
-    LabelScore, MetricsReply, Request, RequestBody, Response, ResponseBody, StrideRequest, Task,
-    TaskResult, HISTOGRAM_BUCKETS,
+    LabelScore, MaskCandidate, MetricsReply, Request, RequestBody, Response, ResponseBody,
+    StrideRequest, Task, TaskResult, Text, HISTOGRAM_BUCKETS,
 };
 pub use seq::Seq;
 

@@ -2,6 +2,7 @@
 //! device's session memory (see [`Seq`]).
 
 use crate::{ErrorCode, Seq};
+use core::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A request from the host. `id` is echoed in the reply (use ids from 1; 0 is reserved).
@@ -189,6 +190,76 @@ pub enum TaskResult<'a> {
     /// Question answering: answers best first.
     #[cfg_attr(feature = "alloc", serde(borrow))]
     Answers(Seq<'a, Answer<'a>>),
+    /// Fill-mask: `top_k` candidates per mask, best first, masks in text order.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    FillMask(Seq<'a, MaskCandidate<'a>>),
+}
+
+/// One candidate for one `[MASK]`, as the fill-mask pipeline reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MaskCandidate<'a> {
+    /// Which mask (0-based, in text order).
+    pub mask: u16,
+    pub score: f32,
+    pub token: u32,
+    /// `tokenizer.decode([token])`.
+    #[serde(borrow)]
+    pub token_str: Text<'a>,
+    /// The decoded input with this mask filled.
+    #[serde(borrow)]
+    pub sequence: Text<'a>,
+}
+
+/// A string of a reply: borrowed (as decoded by the host), or written by the device while the
+/// reply is serialized (no buffer: postcard formats it twice, to count, then to write).
+#[derive(Clone, Copy)]
+pub enum Text<'a> {
+    Str(&'a str),
+    Written {
+        write: &'a dyn Fn(usize, &mut fmt::Formatter<'_>) -> fmt::Result,
+        index: usize,
+    },
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Text::Str(s) => f.write_str(s),
+            Text::Written { write, index } => write(*index, f),
+        }
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl PartialEq for Text<'_> {
+    /// Borrowed strings compare by value; written ones are never equal (they are only
+    /// serialized).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Text::Str(a), Text::Str(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Str(t) => s.serialize_str(t),
+            Text::Written { .. } => s.collect_str(self),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a str>::deserialize(d).map(Text::Str)
+    }
 }
 
 /// One answer as the question-answering pipeline reports it: `start`/`end` are character
@@ -230,6 +301,7 @@ pub enum Task {
     SequenceClassification { multi_label: bool },
     Embedding { dimension: u32 },
     QuestionAnswering,
+    FillMask,
 }
 
 #[derive(Debug, PartialEq, Serialize)]

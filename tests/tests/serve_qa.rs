@@ -1,4 +1,7 @@
-//! Question answering over `bertq serve`: a random `BertForQuestionAnswering` model (from the
+//! Question answering and fill-mask over `bertq serve` (in this crate because only the
+//! quantizer can make those models, and boards must not depend on it).
+//!
+//! Question answering: a random `BertForQuestionAnswering` model (from the
 //! QA fixture's first shape, `scripts/gen_qa_fixtures.py`) served in-process; binary `Answer`
 //! frames and JSON lines with `question`/`context` reply exactly what `bertq run --question
 //! --context` prints (the session's answers written by the same JSON writer), and the request
@@ -202,4 +205,125 @@ fn answers_over_serve_equal_bertq_run_and_allocate_nothing() {
         "{summary:?}"
     );
     assert_eq!(during, 0, "allocations on server threads while answering");
+}
+
+#[derive(Deserialize)]
+struct MlmFixture {
+    models: Vec<MlmModel>,
+}
+
+#[derive(Deserialize)]
+struct MlmModel {
+    seed: u64,
+    config: RandomConfig,
+    cases: Vec<MlmCase>,
+}
+
+#[derive(Deserialize)]
+struct MlmCase {
+    text: String,
+}
+
+/// Fill-mask over `bertq serve` (a random `BertForMaskedLM` of `scripts/gen_mlm_fixtures.py`):
+/// binary frames (strings written while encoding) and JSON lines reply what `bertq run`
+/// prints (the same writer, `fill_mask::write_json`), allocation-free on the server.
+#[test]
+fn fill_mask_over_serve_equals_bertq_run_and_allocates_nothing() {
+    use bertq_protocol::InferOptions;
+    let fixture: MlmFixture = read_fixture("fill_mask.json");
+    let m = &fixture.models[0];
+    let dir = tempfile::tempdir().unwrap();
+    bertq_tests::random_bert::write_hf_dir_with_head(
+        dir.path(),
+        &m.config,
+        m.seed,
+        Some(RandomHead::MaskedLm),
+    );
+    let bytes: &'static ModelBytes =
+        Box::leak(Box::new(convert(dir.path(), WeightPrecision::Int8)));
+    let model: &'static Model<'static> = Box::leak(Box::new(Model::load(bytes).unwrap()));
+    let expected = |text: &str, top_k: usize| {
+        let mut session = Session::with_owned_memory(model, 32).unwrap();
+        let options = bertq_runtime::RunOptions {
+            top_k,
+            ..Default::default()
+        };
+        let out = session.run_with(text, &options).unwrap();
+        let TaskOutput::FillMask {
+            top_k,
+            positions,
+            ids,
+            scores,
+        } = out.task
+        else {
+            panic!("fill-mask")
+        };
+        let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
+        let mut s = String::new();
+        bertq_runtime::heads::fill_mask::write_json(
+            &mut s, vocab, settings, out.tokens, top_k, positions, ids, scores,
+        )
+        .unwrap();
+        s
+    };
+    let cases: Vec<(&str, u16, String)> = m
+        .cases
+        .iter()
+        .flat_map(|c| [1u16, 5].map(|k| (c.text.as_str(), k, expected(&c.text, k as usize))))
+        .collect();
+
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("mlm.sock");
+    let mut cfg = ServeConfig::new(bertq_runtime::kernels::select());
+    cfg.unix = vec![sock.clone()];
+    cfg.workers = 1;
+    cfg.max_seq = Some(32);
+    cfg.on_thread_start = Some(mark_server_thread);
+    let control = Arc::new(Control::new().unwrap());
+    let server = {
+        let control = control.clone();
+        std::thread::spawn(move || {
+            mark_server_thread();
+            serve::run(model, &cfg, &control)
+        })
+    };
+    assert!(control.wait_ready(Duration::from_secs(60)), "server ready");
+    let round = || {
+        let mut client = Client::connect_unix(&sock, T).unwrap();
+        for (text, top_k, want) in &cases {
+            let o = InferOptions {
+                top_k: *top_k,
+                ..InferOptions::default()
+            };
+            let got = client.infer(text, o).unwrap().unwrap();
+            assert_eq!(&got.json, want, "binary fill-mask reply for {text:?}");
+        }
+        let e = client
+            .infer("no mask here", InferOptions::default())
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut lines = BufReader::new(s.try_clone().unwrap());
+        for (i, (text, top_k, want)) in cases.iter().enumerate() {
+            let req = serde_json::json!({"id": i, "text": text, "top_k": top_k});
+            (&s).write_all(format!("{req}\n").as_bytes()).unwrap();
+            let mut line = String::new();
+            lines.read_line(&mut line).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let want: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(v["result"], want, "JSON fill-mask reply for {text:?}");
+        }
+    };
+    round();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    round();
+    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    control.stop();
+    server.join().unwrap().unwrap();
+    assert_eq!(
+        during, 0,
+        "allocations on server threads while filling masks"
+    );
 }

@@ -409,9 +409,6 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             "serve: give at least one of --unix PATH, --tcp ADDR:PORT, --serial DEV".into(),
         );
     }
-    if model.task() == bertq_runtime::format::TaskHead::FillMask {
-        return Err("serve: fill-mask models are not served yet (use `bertq run`)".into());
-    }
     // Everything below is allocated up front: keep it within what a board can hold.
     let limits = [
         ("--workers", cfg.workers, 1, 256),

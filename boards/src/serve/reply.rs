@@ -4,11 +4,11 @@ use super::jsonl::RawId;
 use super::metrics::Metrics;
 use bertq_protocol::{
     encode_frame, Aggregation, Answer, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
-    InferOptions, InferReply, InfoReply, LabelScore, MetricsReply, Response, ResponseBody, Seq,
-    Task, TaskResult, HISTOGRAM_BUCKETS, VERSION,
+    InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate, MetricsReply, Response,
+    ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
 };
 use bertq_runtime::format::TaskHead;
-use bertq_runtime::heads::json;
+use bertq_runtime::heads::{fill_mask, json};
 use bertq_runtime::{Model, Output, TaskOutput};
 use core::fmt::{self, Write};
 
@@ -123,13 +123,6 @@ pub fn write_infer(
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
-    if let TaskOutput::FillMask { .. } = output.task {
-        // `serve::run` refuses fill-mask models; the protocol has no fill-mask result yet.
-        return Err(Failure::new(
-            ErrorCode::Unsupported,
-            format_args!("fill-mask models are not served"),
-        ));
-    }
     if enc.truncated && !options.truncate {
         return Err(Failure::new(
             ErrorCode::TextTooLong,
@@ -213,8 +206,43 @@ pub fn write_infer(
                         get: &get,
                     })))
                 }
-                // Refused above.
-                TaskOutput::FillMask { .. } => Ok(()),
+                TaskOutput::FillMask {
+                    top_k,
+                    positions,
+                    ids,
+                    scores,
+                } => {
+                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
+                    let (top_k, single) = ((*top_k).max(1), positions.len() == 1);
+                    // The strings are written while the frame is encoded: no buffer.
+                    let token_str = |i: usize, f: &mut fmt::Formatter<'_>| {
+                        let id = ids.get(i).copied().unwrap_or(0);
+                        fill_mask::write_decoded(f, vocab, core::iter::once(id), false)
+                    };
+                    let sequence = |i: usize, f: &mut fmt::Formatter<'_>| {
+                        let id = ids.get(i).copied().unwrap_or(0);
+                        let at = positions.get(i / top_k).copied().unwrap_or(0) as usize;
+                        let seq = fill_mask::sequence_ids(output.tokens, settings, at, id, single);
+                        fill_mask::write_decoded(f, vocab, seq, false)
+                    };
+                    let get = |i: usize| MaskCandidate {
+                        mask: (i / top_k) as u16,
+                        score: scores.get(i).copied().unwrap_or(f32::NAN),
+                        token: ids.get(i).copied().unwrap_or(0),
+                        token_str: Text::Written {
+                            write: &token_str,
+                            index: i,
+                        },
+                        sequence: Text::Written {
+                            write: &sequence,
+                            index: i,
+                        },
+                    };
+                    out.frame(&reply(TaskResult::FillMask(Seq::Map {
+                        len: ids.len(),
+                        get: &get,
+                    })))
+                }
             }
         }
         ReplyTo::Json(id) => out.text(|w| {
@@ -256,8 +284,18 @@ pub fn write_infer(
                 TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
                 // Refused above.
                 TaskOutput::Answers(answers) => json::write_answers(w, answers, text)?,
-                // Refused above.
-                TaskOutput::FillMask { .. } => w.write_str("[]")?,
+                TaskOutput::FillMask {
+                    top_k,
+                    positions,
+                    ids,
+                    scores,
+                } => {
+                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
+                    let tokens = output.tokens;
+                    fill_mask::write_json(
+                        w, vocab, settings, tokens, *top_k, positions, ids, scores,
+                    )?
+                }
             }
             writeln!(
                 w,
@@ -310,8 +348,7 @@ fn task_of(model: &Model<'_>) -> Task {
             dimension: model.config().hidden_size,
         },
         TaskHead::QuestionAnswering => Task::QuestionAnswering,
-        // Never reached: `serve::run` refuses fill-mask models (the protocol has no such task).
-        TaskHead::FillMask => Task::TokenClassification,
+        TaskHead::FillMask => Task::FillMask,
     }
 }
 
@@ -322,6 +359,7 @@ pub fn pipeline_name(task: Task) -> &'static str {
         Task::SequenceClassification { .. } => "text-classification",
         Task::Embedding { .. } => "feature-extraction",
         Task::QuestionAnswering => "question-answering",
+        Task::FillMask => "fill-mask",
     }
 }
 

@@ -267,6 +267,11 @@ pub fn run_options(o: &InferOptions) -> RunOptions<'static> {
             A::Average => R::Average,
             A::Max => R::Max,
         },
+        // Fill-mask candidates per mask; 0 (classification's "all") is the pipeline's 5.
+        top_k: match o.top_k {
+            0 => 5,
+            k => k as usize,
+        },
         ..RunOptions::default()
     }
 }
@@ -394,6 +399,10 @@ pub fn warm_up<S: Storage>(session: &mut Session<'_, '_, S>) -> Result<(), Strin
     }
     ids[0] = t.cls_id;
     ids[n - 1] = t.sep_id;
+    let fill_mask = model.task() == bertq_runtime::format::TaskHead::FillMask;
+    if fill_mask && n > 2 {
+        ids[1] = t.mask_id;
+    }
     if model.task() == bertq_runtime::format::TaskHead::QuestionAnswering {
         // About one full window: at most 5 tokens per 6 bytes.
         let mut context = [0u8; 2048];
@@ -417,9 +426,12 @@ pub fn warm_up<S: Storage>(session: &mut Session<'_, '_, S>) -> Result<(), Strin
         session
             .run_token_ids(&ids[..n])
             .map_err(|e| format!("warm-up: {e}"))?;
-        session
-            .run("Warm-up: Maria Gonzalez, maria@example.com, 555-867-5309.")
-            .map_err(|e| format!("warm-up: {e}"))?;
+        let text = if fill_mask {
+            "Warm-up: Maria [MASK], maria@example.com, 555-867-5309."
+        } else {
+            "Warm-up: Maria Gonzalez, maria@example.com, 555-867-5309."
+        };
+        session.run(text).map_err(|e| format!("warm-up: {e}"))?;
     }
     Ok(())
 }

@@ -5,6 +5,13 @@ use core::fmt::{self, Write};
 /// Writes `s` as a JSON string literal.
 pub fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
     w.write_char('"')?;
+    write_str_content(w, s)?;
+    w.write_char('"')
+}
+
+/// The inside of a JSON string literal for `s` (escaped, without the quotes), so that one
+/// string can be written in pieces.
+pub fn write_str_content<W: Write + ?Sized>(w: &mut W, s: &str) -> fmt::Result {
     for c in s.chars() {
         match c {
             '"' => w.write_str("\\\"")?,
@@ -18,7 +25,7 @@ pub fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
             c => w.write_char(c)?,
         }
     }
-    w.write_char('"')
+    Ok(())
 }
 
 /// Writes a float as a JSON number (`null` for NaN or infinity, which JSON cannot express).
