@@ -169,13 +169,23 @@ pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usiz
         line("labels", format!("{}: {}", labels.len(), labels.join(", ")));
     }
     line("file size", mb(file_len));
+    // Sized as `bertq serve` sizes a worker: windows of `seq` tokens over inputs of up to its
+    // default --max-input-tokens.
+    let max_input = bertq_boards::serve::DEFAULT_MAX_INPUT_TOKENS;
     for seq in [128.min(max_seq), max_seq] {
-        let m = MemorySizes::for_model(model, seq);
+        let m = MemorySizes::for_model_input(model, seq, max_input, 1);
         line(&format!("session @ {seq}"), mb(m.bytes()));
         if seq == max_seq {
             break;
         }
     }
+    line(
+        "windowed input",
+        format!(
+            "up to {max_input} tokens in the sessions above (`bertq serve --max-input-tokens`; \
+             `bertq run` defaults to 4096)"
+        ),
+    );
     line("kernels", bertq_runtime::kernels::select().name.to_string());
     s
 }

@@ -49,6 +49,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Pool, PoolBackend};
 
+/// `--max-input-tokens`: the longest windowed input a worker's session is sized for.
+pub const DEFAULT_MAX_INPUT_TOKENS: usize = 1024;
+
 /// The options of `bertq serve` (besides the model).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -82,7 +85,7 @@ pub struct ServeArgs {
     pub max_length: Option<usize>,
     /// The longest input, in tokens, that stride requests (token classification) and questions
     /// (question answering) run in windows; every worker's memory is sized for it at start.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DEFAULT_MAX_INPUT_TOKENS)]
     pub max_input_tokens: usize,
     /// Largest frame or JSON line accepted, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
@@ -145,7 +148,7 @@ impl ServeConfig {
             queue: 16,
             max_connections: 32,
             max_seq: None,
-            max_input: 1024,
+            max_input: DEFAULT_MAX_INPUT_TOKENS,
             max_frame: DEFAULT_MAX_FRAME,
             stall_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),

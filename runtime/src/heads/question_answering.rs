@@ -8,6 +8,10 @@
 //! add their scores, across windows too. With `handle_impossible_answer`, the empty answer scores
 //! the smallest null score over the windows. The best `top_k` answers win (stable on ties).
 //!
+//! `max_question_len` is not offered: the pipeline only applies it with slow tokenizers (a fast
+//! tokenizer, which bertq reproduces, keeps the whole question; a question that leaves no room
+//! for the context is an error there and [`crate::RunError::QuestionTooLong`] here).
+//!
 //! One difference, on purpose: the pipeline can pad its candidate list with zero-score spans
 //! (including `end < start`) when a window has fewer valid spans than `2 * top_k + 10`; those
 //! never reach the top unless there are no real answers, and are not reproduced here.
