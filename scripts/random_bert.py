@@ -25,6 +25,8 @@ Specification (all integer arithmetic is on uint64 and wraps mod 2^64):
   float64 operations (no fused multiply-add), then one round-to-nearest to
   float32. ``center`` and ``amp`` are the float64 literals below.
 * ``(center, amp)`` by name, first match wins:
+      "qa_outputs.weight" (question answering head)  -> (0.0, 1.0)
+        (wide start/end logits, so that spans have clear margins)
       ends with "LayerNorm.weight"                   -> (1.0, 0.2)
       ends with "LayerNorm.bias"                     -> (0.0, 0.1)
       "embeddings.<x>_embeddings.weight"             -> (0.0, 0.5)
@@ -56,6 +58,8 @@ def fnv1a64(name: bytes) -> int:
 
 
 def center_amp(name: str) -> tuple[float, float]:
+    if name == "qa_outputs.weight":
+        return 0.0, 1.0
     if name.endswith("LayerNorm.weight"):
         return 1.0, 0.2
     if name.endswith("LayerNorm.bias"):
@@ -120,6 +124,11 @@ def tensor_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     shapes["pooler.dense.weight"] = (h, h)
     shapes["pooler.dense.bias"] = (h,)
     return shapes
+
+
+def qa_head_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """`BertForQuestionAnswering`'s head (saved without the `bert.` prefix)."""
+    return {"qa_outputs.weight": (2, config["hidden_size"]), "qa_outputs.bias": (2,)}
 
 
 def make_state_dict(config_dict: dict, model_seed: int) -> dict:

@@ -3,7 +3,7 @@
 # fixtures (scripts/dequantize_rampart.py, scripts/gen_model_fixtures.py).
 # Not needed for building or testing the Rust code; CI does not use it.
 #
-# Usage:  scripts/setup_reference_env.sh
+# Usage:  scripts/setup_reference_env.sh   (also makes .venv-ref-qa/, see the end)
 #         .venv-ref/bin/python scripts/dequantize_rampart.py
 #         .venv-ref/bin/python scripts/gen_model_fixtures.py
 #
@@ -19,3 +19,14 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install --extra-index-url https://download.pytorch.org/whl/cpu \
     torch transformers onnx onnxruntime tokenizers safetensors numpy sentence-transformers
 echo "reference environment ready: $venv/bin/python"
+
+# The question-answering fixtures (scripts/gen_qa_fixtures.py) need the `question-answering`
+# pipeline, which transformers 5 removed: a second environment, .venv-ref-qa/, with
+# transformers 4.57.1 (the last release that has it) on top of the packages above.
+qa="$root/.venv-ref-qa"
+python3 -m venv "$qa"
+site() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
+# Reuse torch, numpy, ... from .venv-ref (a .pth line), pin only what transformers 4.57.1 needs.
+site "$venv" > "$(site "$qa")/venv-ref.pth"
+"$qa/bin/pip" install "transformers==4.57.1" "huggingface_hub<1.0" "tokenizers>=0.22,<0.23"
+echo "question-answering reference environment ready: $qa/bin/python"

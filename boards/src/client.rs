@@ -9,8 +9,8 @@
 use crate::serve::io::FdIo;
 use bertq_protocol::{
     decode_frame, decode_response, encode_frame, max_encoded_len, Accumulator, Aggregation,
-    ErrorCode, InferOptions, InferRequest, Item, Request, RequestBody, Response, ResponseBody,
-    TaskResult,
+    AnswerOptions, AnswerRequest, ErrorCode, InferOptions, InferRequest, Item, Request,
+    RequestBody, Response, ResponseBody, StrideRequest, TaskResult,
 };
 use bertq_runtime::heads::json;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -65,6 +65,21 @@ pub struct ClientArgs {
     /// Print the whole reply (`{"id","result","tokens","truncated"}`) instead of the result.
     #[arg(long)]
     pub full: bool,
+    /// Token classification: run the whole text in windows sharing this many tokens.
+    #[arg(long, conflicts_with = "question")]
+    pub stride: Option<u16>,
+    /// Question answering: the question; the texts are its contexts.
+    #[arg(long)]
+    pub question: Option<String>,
+    /// Question answering: context tokens shared by consecutive windows.
+    #[arg(long, requires = "question")]
+    pub doc_stride: Option<u16>,
+    /// Question answering: the longest answer in tokens.
+    #[arg(long, default_value_t = 15)]
+    pub max_answer_len: u16,
+    /// Question answering: also consider the empty answer.
+    #[arg(long)]
+    pub handle_impossible_answer: bool,
     /// Texts to process; with none, lines are read from stdin (interactively on a terminal).
     pub texts: Vec<String>,
 }
@@ -241,6 +256,8 @@ impl Client {
         self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let text_len = match &body {
             RequestBody::Infer(r) => r.text.len(),
+            RequestBody::InferStride(r) => r.text.len(),
+            RequestBody::Answer(r) => r.question.len() + r.context.len() + 16,
             _ => 0,
         };
         self.frame.resize(max_encoded_len(text_len + 64), 0);
@@ -332,7 +349,45 @@ impl Client {
         options: InferOptions,
     ) -> Result<Result<Inference, RemoteError>, ClientError> {
         let body = RequestBody::Infer(InferRequest { text, options });
-        let tokens = options.aggregation == Aggregation::None;
+        self.run(body, options.aggregation == Aggregation::None)
+    }
+
+    /// Token classification of a long text in windows sharing `stride` tokens.
+    pub fn infer_stride(
+        &mut self,
+        text: &str,
+        options: InferOptions,
+        stride: u16,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
+        let body = RequestBody::InferStride(StrideRequest {
+            text,
+            options,
+            stride,
+        });
+        self.run(body, options.aggregation == Aggregation::None)
+    }
+
+    /// Question answering about `context`.
+    pub fn answer(
+        &mut self,
+        question: &str,
+        context: &str,
+        options: AnswerOptions,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
+        let body = RequestBody::Answer(AnswerRequest {
+            question,
+            context,
+            options,
+        });
+        self.run(body, false)
+    }
+
+    /// An inference request; `tokens`: entities are tokens (aggregation `none`).
+    fn run(
+        &mut self,
+        body: RequestBody<'_>,
+        tokens: bool,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
         self.call(body, |r| match r.body {
             ResponseBody::Infer(i) => {
                 let mut s = String::new();
@@ -400,6 +455,51 @@ fn write_result(s: &mut String, r: &TaskResult<'_>, tokens: bool) -> std::fmt::R
         TaskResult::Embedding(v) => {
             let v: Vec<f32> = v.iter().collect();
             json::write_f32_array(s, &v)?;
+        }
+        // The fill-mask pipeline's shape: one mask a list, several a list of lists.
+        TaskResult::FillMask(candidates) => {
+            let masks = candidates.iter().map(|c| c.mask).max().map_or(0, |m| m + 1);
+            if masks != 1 {
+                s.push('[');
+            }
+            for m in 0..masks {
+                if m > 0 {
+                    s.push(',');
+                }
+                s.push('[');
+                for (r, c) in candidates.iter().filter(|c| c.mask == m).enumerate() {
+                    if r > 0 {
+                        s.push(',');
+                    }
+                    s.push_str("{\"score\":");
+                    json::write_f32(s, c.score)?;
+                    s.push_str(&format!(",\"token\":{},\"token_str\":", c.token));
+                    json::write_str(s, &c.token_str.to_string())?;
+                    s.push_str(",\"sequence\":");
+                    json::write_str(s, &c.sequence.to_string())?;
+                    s.push('}');
+                }
+                s.push(']');
+            }
+            if masks != 1 {
+                s.push(']');
+            }
+        }
+        // The pipeline's shape: one answer as an object, several as a list.
+        TaskResult::Answers(answers) => {
+            let one = answers.len() == 1;
+            if !one {
+                s.push('[');
+            }
+            for (i, a) in answers.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                json::write_answer(s, a.score, a.start, a.end, a.answer)?;
+            }
+            if !one {
+                s.push(']');
+            }
         }
     }
     Ok(())
@@ -512,7 +612,20 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
     let mut failed = 0usize;
     // Prints the reply; true if it was an error.
     let process = |client: &mut Client, text: &str| -> Result<bool, String> {
-        match client.infer(text, options).map_err(|e| e.to_string())? {
+        let reply = match (&args.question, args.stride) {
+            (Some(q), _) => {
+                let o = AnswerOptions {
+                    top_k: args.top_k,
+                    doc_stride: args.doc_stride,
+                    max_answer_len: args.max_answer_len,
+                    handle_impossible_answer: args.handle_impossible_answer,
+                };
+                client.answer(q, text, o)
+            }
+            (None, Some(stride)) => client.infer_stride(text, options, stride),
+            (None, None) => client.infer(text, options),
+        };
+        match reply.map_err(|e| e.to_string())? {
             Ok(r) => {
                 if r.truncated {
                     eprintln!(

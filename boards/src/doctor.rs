@@ -223,7 +223,9 @@ pub fn report(
         }
     }
     let max_seq = crate::session_length(model, args.max_length)?;
-    let session = MemorySizes::for_model(model, max_seq).bytes() as u64;
+    // As `bertq serve` sizes its workers (windowed inputs up to its default limit).
+    let max_input = crate::serve::DEFAULT_MAX_INPUT_TOKENS;
+    let session = MemorySizes::for_model_input(model, max_seq, max_input, 1).bytes() as u64;
     let workers = args
         .workers
         .or(profile.map(|p| p.workers as usize))

@@ -10,8 +10,10 @@ mod default_model;
 mod output;
 
 use bertq_runtime::format::ModelBytes;
+use bertq_runtime::format::TaskHead;
+use bertq_runtime::heads::question_answering::default_doc_stride;
 use bertq_runtime::heads::ScoreFunction;
-use bertq_runtime::{Aggregation, Model, Precision, RunOptions, Session};
+use bertq_runtime::{Aggregation, Model, Precision, QaOptions, RunOptions, Session};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -50,9 +52,41 @@ enum Command {
         /// progress bar on stderr).
         #[arg(long, conflicts_with = "texts")]
         input: Option<PathBuf>,
-        /// Maximum tokens per text (longer texts are truncated, with a warning); default: the model's.
+        /// Tokens per window (the model's input length; default: the model's maximum, 384 at
+        /// most for question answering as in Hugging Face). Token classification runs longer
+        /// texts in overlapping windows (see --stride); other tasks truncate them, with a warning.
         #[arg(long)]
         max_length: Option<usize>,
+        /// Token classification and question answering: the longest input processed in
+        /// windows, in tokens (memory is sized for it once; longer inputs are an error).
+        #[arg(long, default_value_t = 4096)]
+        max_input_tokens: usize,
+        /// Token classification: tokens shared by consecutive windows on texts longer than
+        /// --max-length (Hugging Face's `stride`; default min(max_length / 2, 128)).
+        #[arg(long)]
+        stride: Option<usize>,
+        /// Token classification: cut long texts to one window instead (Hugging Face's
+        /// default without a stride), with a warning.
+        #[arg(long, conflicts_with = "stride")]
+        truncate: bool,
+        /// Question answering: the question. Contexts come from --context, the TEXTS arguments
+        /// or input lines; without --question, input lines are JSON objects
+        /// {"question": ..., "context": ...}.
+        #[arg(long)]
+        question: Option<String>,
+        /// Question answering: the context to answer from.
+        #[arg(long, requires = "question", conflicts_with_all = ["texts", "input"])]
+        context: Option<String>,
+        /// Question answering: context tokens shared by consecutive windows
+        /// (default min(max_length / 2, 128)).
+        #[arg(long)]
+        doc_stride: Option<usize>,
+        /// Question answering: the longest answer, in tokens.
+        #[arg(long, default_value_t = 15)]
+        max_answer_len: usize,
+        /// Question answering: also consider the empty answer (no answer in the context).
+        #[arg(long)]
+        handle_impossible_answer: bool,
         /// Labels to return for classification models (default 1; all labels with a large
         /// number), or candidates per mask for fill-mask models (default 5, at most 32).
         #[arg(long)]
@@ -184,6 +218,22 @@ fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usize, 
     }
 }
 
+/// A question-answering input line: `{"question": ..., "context": ...}`.
+fn qa_input(line: &str) -> Result<(String, String), String> {
+    #[derive(serde::Deserialize)]
+    struct Qa {
+        question: String,
+        context: String,
+    }
+    let qa: Qa = serde_json::from_str(line).map_err(|e| {
+        format!(
+            "question answering takes --question Q with contexts, or JSON objects \
+             {{\"question\": ..., \"context\": ...}} ({e})"
+        )
+    })?;
+    Ok((qa.question, qa.context))
+}
+
 fn parse_function(s: &str) -> Result<ScoreFunction, String> {
     ScoreFunction::from_name(s).ok_or_else(|| format!("`{s}` is not one of softmax, sigmoid, none"))
 }
@@ -221,30 +271,82 @@ fn run(command: Command) -> Result<(), String> {
             function_to_apply,
             pair,
             input,
+            max_input_tokens,
+            stride,
+            truncate,
+            question,
+            context,
+            doc_stride,
+            max_answer_len,
+            handle_impossible_answer,
         } => {
             let source = Source::open(&model)?;
             let model = source.load()?;
-            let max_seq = session_length(&model, max_length)?;
-            let mut session =
-                Session::with_threads(&model, max_seq, threads).map_err(|e| e.to_string())?;
+            let qa = model.task() == TaskHead::QuestionAnswering;
+            let ner = model.task() == TaskHead::TokenClassification;
+            let max_seq = match (max_length, qa) {
+                // The question-answering pipeline's default `max_seq_len`.
+                (None, true) => model.max_sequence_length().min(384),
+                _ => session_length(&model, max_length)?,
+            };
+            let windowed = qa || (ner && !truncate);
+            let max_input = if windowed { max_input_tokens } else { 0 };
+            let mut session = Session::with_input_limit(&model, max_seq, max_input, threads)
+                .map_err(|e| e.to_string())?;
             session.set_kernels(choose_kernels(None)?);
             if let PrecisionArg::F32 = precision {
                 session.set_precision(Precision::F32);
             }
+            // Long texts run in windows unless asked to truncate; `none` cannot use windows (as
+            // in Hugging Face), so its long texts are an error unless --truncate.
+            let stride = match (ner && !truncate, aggregation) {
+                (true, Aggregation::None) => stride,
+                (true, _) => Some(stride.unwrap_or(default_doc_stride(max_seq))),
+                (false, _) => stride,
+            };
             let options = RunOptions {
                 aggregation,
                 function_to_apply,
                 top_k: top_k.unwrap_or(5),
+                stride,
                 ..RunOptions::default()
             };
+            let qa_options = QaOptions {
+                top_k: top_k.unwrap_or(1),
+                doc_stride,
+                max_answer_len,
+                handle_impossible_answer,
+            };
             let top_k = top_k.unwrap_or(1);
-            // The JSON line for one text, and the truncation warning if any.
+            let refuse_cut = ner && !truncate;
+            // The JSON line for one input, and the truncation warning if any.
             let mut process = |text: &str| -> Result<(String, Option<String>), String> {
+                if qa {
+                    let (q, c) = match &question {
+                        Some(q) => (q.clone(), text.to_string()),
+                        None => qa_input(text)?,
+                    };
+                    let out = session
+                        .run_qa(&q, &c, &qa_options)
+                        .map_err(|e| e.to_string())?;
+                    return Ok((
+                        output::task_json(&model, &c, &out, top_k, aggregation),
+                        None,
+                    ));
+                }
                 let out = match &pair {
                     Some(b) => session.run_pair(text, b, &options),
                     None => session.run_with(text, &options),
                 }
                 .map_err(|e| e.to_string())?;
+                if out.encoded.truncated && refuse_cut {
+                    return Err(format!(
+                        "text of {} tokens is longer than --max-length {max_seq}: aggregation \
+                         `none` cannot run in windows (as in Hugging Face); choose another \
+                         --aggregation, or --truncate",
+                        out.encoded.total
+                    ));
+                }
                 let warning = out.encoded.truncated.then(|| {
                     format!(
                         "bertq: warning: text truncated to {} of {} tokens (--max-length)",
@@ -256,6 +358,17 @@ fn run(command: Command) -> Result<(), String> {
                     warning,
                 ))
             };
+            if !qa && (question.is_some() || context.is_some()) {
+                return Err(format!(
+                    "--question/--context need a question-answering model; this one is {}",
+                    output::task_name(model.task())
+                ));
+            }
+            if let Some(c) = &context {
+                let (json, _) = process(c)?;
+                println!("{json}");
+                return Ok(());
+            }
             if !texts.is_empty() {
                 for t in &texts {
                     let (json, warning) = process(t)?;

@@ -19,6 +19,7 @@ pub fn task_name(t: TaskHead) -> &'static str {
         TaskHead::PooledClassification { .. } => {
             "text classification (sentence embedding + linear classifier)"
         }
+        TaskHead::QuestionAnswering => "extractive question answering (BertForQuestionAnswering)",
     }
 }
 
@@ -84,13 +85,13 @@ fn write_task(
             ids,
             scores,
         } => write_fill_mask(s, model, out.tokens, *top_k, positions, ids, scores)?,
+        // `text` is the context.
+        TaskOutput::Answers(answers) => json::write_answers(s, answers, text)?,
     }
     Ok(())
 }
 
-/// The fill-mask pipeline's shape: `[{"score","token","token_str","sequence"}]` for one mask, a
-/// list of such lists for several. `token_str` is `tokenizer.decode([token])`, `sequence` the
-/// decoded input with that mask filled (special tokens dropped only when there is one mask).
+/// The fill-mask pipeline's shape (see [`fill_mask::write_json`], shared with the server).
 fn write_fill_mask(
     s: &mut String,
     model: &Model<'_>,
@@ -102,37 +103,7 @@ fn write_fill_mask(
 ) -> std::fmt::Result {
     let vocab = model.tokenizer.vocab();
     let settings = model.tokenizer.settings();
-    let single = positions.len() == 1;
-    if !single {
-        s.push('[');
-    }
-    for (m, &position) in positions.iter().enumerate() {
-        if m > 0 {
-            s.push(',');
-        }
-        s.push('[');
-        let row = m * top_k..(m + 1) * top_k;
-        let candidates = ids.get(row.clone()).unwrap_or(&[]);
-        let probs = scores.get(row).unwrap_or(&[]);
-        for (r, (&id, &score)) in candidates.iter().zip(probs).enumerate() {
-            if r > 0 {
-                s.push(',');
-            }
-            s.push_str("{\"score\":");
-            json::write_f32(s, score)?;
-            s.push_str(&format!(",\"token\":{id},\"token_str\":"));
-            json::write_str(s, &fill_mask::decode(vocab, core::iter::once(id)))?;
-            s.push_str(",\"sequence\":");
-            let seq = fill_mask::sequence_ids(tokens, settings, position as usize, id, single);
-            json::write_str(s, &fill_mask::decode(vocab, seq))?;
-            s.push('}');
-        }
-        s.push(']');
-    }
-    if !single {
-        s.push(']');
-    }
-    Ok(())
+    fill_mask::write_json(s, vocab, settings, tokens, top_k, positions, ids, scores)
 }
 
 /// `{"input_ids": [...], "tokens": [...], "offsets": [[start, end], ...]}` (character offsets).
@@ -203,13 +174,23 @@ pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usiz
         line("labels", format!("{}: {}", labels.len(), labels.join(", ")));
     }
     line("file size", mb(file_len));
+    // Sized as `bertq serve` sizes a worker: windows of `seq` tokens over inputs of up to its
+    // default --max-input-tokens.
+    let max_input = bertq_boards::serve::DEFAULT_MAX_INPUT_TOKENS;
     for seq in [128.min(max_seq), max_seq] {
-        let m = MemorySizes::for_model(model, seq);
+        let m = MemorySizes::for_model_input(model, seq, max_input, 1);
         line(&format!("session @ {seq}"), mb(m.bytes()));
         if seq == max_seq {
             break;
         }
     }
+    line(
+        "windowed input",
+        format!(
+            "up to {max_input} tokens in the sessions above (`bertq serve --max-input-tokens`; \
+             `bertq run` defaults to 4096)"
+        ),
+    );
     line("kernels", bertq_runtime::kernels::select().name.to_string());
     s
 }

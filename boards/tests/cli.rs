@@ -70,10 +70,43 @@ fn run_reads_lines_from_stdin() {
 #[test]
 fn truncation_is_reported() {
     let long = "word ".repeat(100);
-    let out = bertq(&["run", "--max-length", "16", &long]);
+    let out = bertq(&["run", "--max-length", "16", "--truncate", &long]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("truncated to 16 of 102 tokens"), "{err}");
+}
+
+/// Token classification runs long texts in windows by default: nothing is cut, entities come
+/// from the whole text; `none` (which cannot use windows) refuses them instead of cutting.
+#[test]
+fn long_texts_run_in_windows() {
+    let long = "My name is Sarah Connor and I live in Paris. ".repeat(12);
+    let out = bertq(&["run", "--max-length", "32", "--stride", "8", &long]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let v = stdout_json(&out);
+    let last_end = v.as_array().unwrap().last().unwrap()["end"]
+        .as_u64()
+        .unwrap();
+    assert!(last_end as usize > long.len() - 50, "{v}");
+    let out = bertq(&["run", "--max-length", "32", "--aggregation", "none", &long]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--truncate"), "{err}");
+    let out = bertq(&[
+        "run",
+        "--max-length",
+        "32",
+        "--max-input-tokens",
+        "64",
+        &long,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("longer than the session's limit of 64 tokens"),
+        "{err}"
+    );
 }
 
 #[test]

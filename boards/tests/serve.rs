@@ -631,3 +631,67 @@ fn every_aggregation_strategy_equals_bertq_run() {
         }
     }
 }
+
+/// Token classification of long texts in windows (`stride`): binary `InferStride` frames and
+/// JSON lines with `"stride"` reply exactly what `bertq run --stride` prints; a bad stride is a
+/// `bad_request`, nothing is cut.
+#[test]
+fn stride_requests_equal_bertq_run() {
+    let texts: Vec<String> = vec![
+        "Hi, I'm Maria Gonzalez, email maria.gonzalez@example.com, call 555-867-5309. ".repeat(6),
+        "John Smith lives at 221B Baker Street, London.".into(),
+    ];
+    let expected = run_outputs(&texts, &["--max-length", "48", "--stride", "12"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stride.sock");
+    let server = Server::start_in(
+        dir,
+        &[
+            "--unix",
+            sock.to_str().unwrap(),
+            "--workers",
+            "1",
+            "--max-length",
+            "48",
+        ],
+    );
+    let mut client = Client::connect_unix(&sock, T).unwrap();
+    for (text, want) in texts.iter().zip(&expected) {
+        let got = client
+            .infer_stride(text, InferOptions::default(), 12)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.json, want, "binary stride reply for {text:?}");
+        assert!(!got.truncated);
+    }
+    let bad = client
+        .infer_stride(&texts[0], InferOptions::default(), 47)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(bad.code, ErrorCode::BadRequest, "{bad:?}");
+    let s = UnixStream::connect(&sock).unwrap();
+    let mut lines = Lines::new(&s);
+    for (i, (text, want)) in texts.iter().zip(&expected).enumerate() {
+        let req = serde_json::json!({"id": i, "text": text, "stride": 12});
+        (&s).write_all(format!("{req}\n").as_bytes()).unwrap();
+        let v = lines.next();
+        assert_eq!(v["result"], json(want), "JSON stride reply for {text:?}");
+    }
+    let req = serde_json::json!({"id": 9, "text": texts[0], "stride": 12,
+                                 "aggregation_strategy": "none"});
+    (&s).write_all(format!("{req}\n").as_bytes()).unwrap();
+    assert_eq!(lines.next()["error_type"], "bad_request");
+    // `bertq client --stride` prints the same.
+    let out = std::process::Command::new(BIN)
+        .args(["client", "--unix", sock.to_str().unwrap(), "--stride", "12"])
+        .args(&texts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(
+        printed,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    drop(server);
+}

@@ -89,6 +89,9 @@ fn round(sock: &Path, expected: &str) {
     };
     let e = c.infer(&long, reject).unwrap().unwrap_err();
     assert_eq!(e.code, ErrorCode::TextTooLong);
+    // The whole long text in windows.
+    let windows = c.infer_stride(&long, opts, 128).unwrap().unwrap();
+    assert!(!windows.truncated);
     for aggregation in bertq_protocol::Aggregation::ALL {
         let o = InferOptions {
             aggregation,

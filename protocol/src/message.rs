@@ -2,6 +2,7 @@
 //! device's session memory (see [`Seq`]).
 
 use crate::{ErrorCode, Seq};
+use core::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A request from the host. `id` is echoed in the reply (use ids from 1; 0 is reserved).
@@ -23,11 +24,59 @@ pub enum RequestBody<'a> {
     Health,
     /// Counters and latency ([`MetricsReply`]).
     Metrics,
+    /// Token classification of a text longer than the server's maximum sequence length, in
+    /// overlapping windows (Hugging Face's `stride`).
+    #[serde(borrow)]
+    InferStride(StrideRequest<'a>),
+    /// Extractive question answering (question-answering models).
+    #[serde(borrow)]
+    Answer(AnswerRequest<'a>),
 }
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 4;
+    pub const VARIANTS: u32 = 6;
+}
+
+/// [`RequestBody::InferStride`]: like [`InferRequest`], the whole text in windows that share
+/// `stride` tokens (at most the server's input limit; `options.truncate` is ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrideRequest<'a> {
+    pub text: &'a str,
+    pub options: InferOptions,
+    pub stride: u16,
+}
+
+/// [`RequestBody::Answer`]: a question about a context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerRequest<'a> {
+    pub question: &'a str,
+    pub context: &'a str,
+    pub options: AnswerOptions,
+}
+
+/// The question-answering pipeline's options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerOptions {
+    /// Answers to return, best first (at least 1).
+    pub top_k: u16,
+    /// Context tokens shared by consecutive windows; `None`: `min(max_seq / 2, 128)`.
+    pub doc_stride: Option<u16>,
+    /// The longest answer, in tokens.
+    pub max_answer_len: u16,
+    /// Also consider the empty answer.
+    pub handle_impossible_answer: bool,
+}
+
+impl Default for AnswerOptions {
+    fn default() -> Self {
+        AnswerOptions {
+            top_k: 1,
+            doc_stride: None,
+            max_answer_len: 15,
+            handle_impossible_answer: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +187,89 @@ pub enum TaskResult<'a> {
     Labels(Seq<'a, LabelScore<'a>>),
     /// Sentence embedding.
     Embedding(Seq<'a, f32>),
+    /// Question answering: answers best first.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Answers(Seq<'a, Answer<'a>>),
+    /// Fill-mask: `top_k` candidates per mask, best first, masks in text order.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    FillMask(Seq<'a, MaskCandidate<'a>>),
+}
+
+/// One candidate for one `[MASK]`, as the fill-mask pipeline reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MaskCandidate<'a> {
+    /// Which mask (0-based, in text order).
+    pub mask: u16,
+    pub score: f32,
+    pub token: u32,
+    /// `tokenizer.decode([token])`.
+    #[serde(borrow)]
+    pub token_str: Text<'a>,
+    /// The decoded input with this mask filled.
+    #[serde(borrow)]
+    pub sequence: Text<'a>,
+}
+
+/// A string of a reply: borrowed (as decoded by the host), or written by the device while the
+/// reply is serialized (no buffer: postcard formats it twice, to count, then to write).
+#[derive(Clone, Copy)]
+pub enum Text<'a> {
+    Str(&'a str),
+    Written {
+        write: &'a dyn Fn(usize, &mut fmt::Formatter<'_>) -> fmt::Result,
+        index: usize,
+    },
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Text::Str(s) => f.write_str(s),
+            Text::Written { write, index } => write(*index, f),
+        }
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl PartialEq for Text<'_> {
+    /// Borrowed strings compare by value; written ones are never equal (they are only
+    /// serialized).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Text::Str(a), Text::Str(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Str(t) => s.serialize_str(t),
+            Text::Written { .. } => s.collect_str(self),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a str>::deserialize(d).map(Text::Str)
+    }
+}
+
+/// One answer as the question-answering pipeline reports it: `start`/`end` are character
+/// offsets into the context and `answer` the text between them (empty: no answer).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Answer<'a> {
+    pub score: f32,
+    pub start: u32,
+    pub end: u32,
+    pub answer: &'a str,
 }
 
 /// One entity as the token-classification pipeline reports it: `start`/`end` are character
@@ -168,6 +300,8 @@ pub enum Task {
     TokenClassification,
     SequenceClassification { multi_label: bool },
     Embedding { dimension: u32 },
+    QuestionAnswering,
+    FillMask,
 }
 
 #[derive(Debug, PartialEq, Serialize)]

@@ -349,3 +349,98 @@ fn random_frames_never_panic() {
         let _ = decode_response(&msg);
     }
 }
+
+/// The requests and results added for long inputs, question answering and fill-mask round-trip;
+/// `Text::Written` strings are formatted into the frame and decode as plain strings.
+#[test]
+fn stride_answer_and_fill_mask_messages_round_trip() {
+    let requests = [
+        RequestBody::InferStride(StrideRequest {
+            text: "a long text",
+            options: InferOptions::default(),
+            stride: 128,
+        }),
+        RequestBody::Answer(AnswerRequest {
+            question: "Où vit Zoë ?",
+            context: "Zoë vit à Zürich.",
+            options: AnswerOptions {
+                top_k: 3,
+                doc_stride: Some(64),
+                max_answer_len: 10,
+                handle_impossible_answer: true,
+            },
+        }),
+    ];
+    for (i, body) in requests.into_iter().enumerate() {
+        let req = Request {
+            id: 10 + i as u32,
+            body,
+        };
+        let mut frame = encode(&req);
+        let n = frame.len();
+        let message = decode_frame(&mut frame[1..n - 1]).unwrap();
+        assert_eq!(decode_request(message).unwrap(), req);
+    }
+    // Discriminants are appended: the old ones keep their numbers.
+    let mut frame = encode(&Request {
+        id: 1,
+        body: RequestBody::Answer(AnswerRequest {
+            question: "q",
+            context: "c",
+            options: AnswerOptions::default(),
+        }),
+    });
+    let n = frame.len();
+    let message = decode_frame(&mut frame[1..n - 1]).unwrap();
+    assert_eq!(&message[..2], &[1, 5]);
+
+    let answers = [Answer {
+        score: 0.5,
+        start: 10,
+        end: 16,
+        answer: "Zürich",
+    }];
+    let write = |i: usize, f: &mut core::fmt::Formatter<'_>| write!(f, "token {i} \"é\"");
+    let get = |i: usize| MaskCandidate {
+        mask: (i / 2) as u16,
+        score: 0.25,
+        token: i as u32,
+        token_str: Text::Written {
+            write: &write,
+            index: i,
+        },
+        sequence: Text::Str("the sequence"),
+    };
+    for result in [
+        TaskResult::Answers(Seq::Slice(&answers)),
+        TaskResult::FillMask(Seq::Map { len: 4, get: &get }),
+    ] {
+        let reply = Response {
+            id: 3,
+            body: ResponseBody::Infer(InferReply {
+                tokens: 9,
+                total_tokens: 9,
+                truncated: false,
+                result,
+            }),
+        };
+        let mut frame = encode(&reply);
+        let n = frame.len();
+        let message = decode_frame(&mut frame[1..n - 1]).unwrap();
+        let back = decode_response(message).unwrap();
+        let ResponseBody::Infer(i) = back.body else {
+            panic!("an inference")
+        };
+        match i.result {
+            TaskResult::Answers(a) => assert_eq!(a.iter().collect::<Vec<_>>(), answers),
+            TaskResult::FillMask(c) => {
+                let c: Vec<_> = c.iter().collect();
+                assert_eq!(c.len(), 4);
+                assert_eq!(c[3].mask, 1);
+                assert_eq!(c[3].token_str, Text::Str("token 3 \"é\""));
+                assert_eq!(c[3].sequence, Text::Str("the sequence"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -56,6 +56,7 @@ fn summarize(out: &TaskOutput<'_>) -> Summary {
         TaskOutput::FillMask { top_k, ids, .. } => {
             Summary::Tokens(ids.iter().step_by((*top_k).max(1)).copied().collect())
         }
+        TaskOutput::Answers(a) => Summary::Spans(a.iter().map(|e| (0, e.start, e.end)).collect()),
     }
 }
 
@@ -66,6 +67,18 @@ fn mask_a_word(text: &str) -> String {
         None => words.push("[MASK]"),
     }
     words.join(" ")
+}
+
+/// Question-answering models answer a fixed question about the text; the others take it alone.
+fn run<'s>(
+    session: &'s mut Session<'_, '_, bertq_runtime::session::OwnedMemory>,
+    text: &str,
+) -> Result<bertq_runtime::Output<'s>, bertq_runtime::RunError> {
+    if session.model().task() == TaskHead::QuestionAnswering {
+        let options = bertq_runtime::QaOptions::default();
+        return session.run_qa("What is it about?", text, &options);
+    }
+    session.run(text)
 }
 
 /// Runs both precisions over `texts`.
@@ -79,7 +92,7 @@ pub fn compare_precisions(model: &Model<'_>, texts: &[&str]) -> Result<CheckRepo
         let masked = fill_mask.then(|| mask_a_word(text));
         let text = masked.as_deref().unwrap_or(text);
         let tokens: Vec<u32> = {
-            let out = session.run(text).map_err(|e| e.to_string())?;
+            let out = run(&mut session, text).map_err(|e| e.to_string())?;
             out.tokens.iter().map(|t| t.id).collect()
         };
         let mut results = Vec::new();
@@ -92,7 +105,7 @@ pub fn compare_precisions(model: &Model<'_>, texts: &[&str]) -> Result<CheckRepo
                     .map_err(|e| e.to_string())?
                     .to_vec(),
             );
-            let out = session.run(text).map_err(|e| e.to_string())?;
+            let out = run(&mut session, text).map_err(|e| e.to_string())?;
             results.push(summarize(&out.task));
         }
         session.set_precision(Precision::Int8);

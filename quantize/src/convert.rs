@@ -95,6 +95,7 @@ fn hf_arch_name(a: Architecture) -> &'static str {
         Architecture::TokenClassification => "BertForTokenClassification",
         Architecture::MaskedLm => "BertForMaskedLM",
         Architecture::NextSentencePrediction => "BertForNextSentencePrediction",
+        Architecture::QuestionAnswering => "BertForQuestionAnswering",
     }
 }
 
@@ -152,6 +153,7 @@ fn load_safetensors_dir(dir: &Path) -> Result<Input, QuantizeError> {
     let (task, labels) = match arch {
         Architecture::Encoder => (hf::embedding_head(dir)?, Vec::new()),
         Architecture::MaskedLm => (TaskHead::FillMask, Vec::new()),
+        Architecture::QuestionAnswering => (TaskHead::QuestionAnswering, Vec::new()),
         Architecture::NextSentencePrediction => (
             classifier_task(arch, &cfg),
             hf::NSP_LABELS.iter().map(|l| l.to_string()).collect(),
@@ -203,6 +205,7 @@ fn classifier_task(arch: Architecture, cfg: &HfConfig) -> TaskHead {
             TaskHead::SequenceClassification { multi_label: false }
         }
         Architecture::MaskedLm => TaskHead::FillMask,
+        Architecture::QuestionAnswering => TaskHead::QuestionAnswering,
         Architecture::Encoder => TaskHead::Embedding {
             pooling: Pooling::Mean,
             normalize: true,
@@ -530,7 +533,7 @@ impl Input {
         let classifier = pooled_classifier
             || !matches!(
                 spec.architecture,
-                Architecture::Encoder | Architecture::MaskedLm
+                Architecture::Encoder | Architecture::MaskedLm | Architecture::QuestionAnswering
             );
         if classifier && spec.labels.is_empty() {
             return Err(QuantizeError::Invalid("a classifier without labels".into()));
@@ -602,6 +605,9 @@ impl Input {
                 b.linear_f32(names::MLM_TRANSFORM, h, h)?;
                 b.layer_norm(names::MLM_LAYER_NORM, h)?;
                 b.vector(names::MLM_BIAS, config.vocab_size as usize)?;
+            }
+            Architecture::QuestionAnswering => {
+                b.linear_f32(names::QA_OUTPUTS, 2, h)?;
             }
         }
         let vocab_refs: Vec<&str> = tok.vocab.iter().map(String::as_str).collect();

@@ -64,6 +64,8 @@ pub enum Architecture {
     MaskedLm,
     /// `BertForNextSentencePrediction`: a two-label pair classifier (`isNext`, `notNext`).
     NextSentencePrediction,
+    /// `BertForQuestionAnswering`: `qa_outputs` (start and end logits per token).
+    QuestionAnswering,
 }
 
 /// Labels of `BertForNextSentencePrediction` in its output order (index 0: B continues A).
@@ -96,9 +98,11 @@ impl Architecture {
             }
             "BertForMaskedLM" => Ok(Architecture::MaskedLm),
             "BertForNextSentencePrediction" => Ok(Architecture::NextSentencePrediction),
+            "BertForQuestionAnswering" => Ok(Architecture::QuestionAnswering),
             other => Err(QuantizeError::Unsupported(format!(
                 "architecture `{other}` (supported: BertModel, BertForSequenceClassification, \
-                 BertForTokenClassification, BertForMaskedLM, BertForNextSentencePrediction)"
+                 BertForTokenClassification, BertForMaskedLM, BertForNextSentencePrediction, \
+                 BertForQuestionAnswering)"
             ))),
         }
     }

@@ -318,9 +318,13 @@ fn quantize(args: &Args) -> Res<()> {
     if args.no_report {
         return Ok(());
     }
-    if model.task() == bertq_runtime::format::TaskHead::FillMask {
+    if matches!(
+        model.task(),
+        bertq_runtime::format::TaskHead::FillMask
+            | bertq_runtime::format::TaskHead::QuestionAnswering
+    ) {
         if !args.quiet {
-            println!("no accuracy report for fill-mask models (no evaluation data format)");
+            println!("no accuracy report for fill-mask or question-answering models (no evaluation data format)");
         }
         return Ok(());
     }

@@ -23,6 +23,7 @@ pub mod tokenizer;
 #[cfg(feature = "std")]
 pub use format::ModelBytes;
 pub use format::{LoadError, ModelFile};
+pub use heads::question_answering::QaOptions;
 pub use heads::Aggregation;
 pub use model::{Model, Precision};
 pub use session::{

@@ -4,6 +4,7 @@
 //! On `no_std` the caller supplies the memory ([`SessionMemory`], sized by [`MemorySizes`]);
 //! with `std`, [`Session::with_owned_memory`] allocates it once.
 
+use crate::heads::question_answering::{self as qa, QaOptions};
 use crate::heads::token_classification::{self, DecodeInput};
 use crate::heads::{self, Aggregation, Entity, Head, ScoreFunction};
 use crate::kernels::{self, Kernels};
@@ -31,13 +32,38 @@ impl MemorySizes {
 
     /// Memory for `threads` threads (each needs its own attention-score buffer).
     pub fn for_model_threads(model: &Model<'_>, max_seq: usize, threads: usize) -> Self {
+        Self::for_model_input(model, max_seq, max_seq.saturating_sub(2), threads)
+    }
+
+    /// Memory for inputs of up to `max_input` content tokens (question + context for question
+    /// answering) run in windows of `max_seq` tokens (see [`Session::with_input_limit`]).
+    ///
+    /// Beyond the one-window sizes: the whole encoding (`max_input + 4` tokens) plus one window
+    /// of `max_seq` tokens, and `2 * (max_input + max_seq)` entities, which hold every window's
+    /// entities (or answer candidates) before they are merged: enough for any stride up to half
+    /// a window (strides above that are refused with [`RunError::TooManyWindows`] once the
+    /// windows' entities could exceed it).
+    pub fn for_model_input(
+        model: &Model<'_>,
+        max_seq: usize,
+        max_input: usize,
+        threads: usize,
+    ) -> Self {
         let c = model.config();
         let labels = model.labels.len();
+        let max_input = max_input.max(max_seq.saturating_sub(2));
+        let windowed = max_input > max_seq.saturating_sub(2)
+            || matches!(model.head, Head::QuestionAnswering { .. });
+        let (tokens, entities) = if windowed {
+            (max_input + 4 + max_seq, 2 * (max_input + max_seq))
+        } else {
+            (max_seq, max_seq)
+        };
         MemorySizes {
-            tokens: max_seq,
+            tokens,
             f32s: Scratch::f32_len(c, max_seq, threads) + model.head.output_len(c, max_seq),
             i8s: Scratch::i8_len(c, max_seq),
-            entities: max_seq,
+            entities,
             indices: model.head.index_len(labels),
         }
     }
@@ -159,6 +185,35 @@ pub enum RunError {
         found: usize,
         max: usize,
     },
+    /// The input needs `tokens` content tokens; the session was made for at most `max`
+    /// ([`Session::with_input_limit`]). Never cut silently.
+    TooLong {
+        tokens: usize,
+        max: usize,
+    },
+    /// A stride must be smaller than the window it slides (`max` is the largest allowed).
+    BadStride {
+        stride: usize,
+        max: usize,
+    },
+    /// Aggregation `none` with a stride: like Hugging Face, windows need entity aggregation.
+    StrideNeedsAggregation,
+    /// Windowing would produce more entities or answer candidates than the session holds
+    /// (a stride above half the window on a long input, or a large `top_k`).
+    TooManyWindows {
+        windows: usize,
+        max: usize,
+    },
+    /// Question answering: the question leaves no room for the context in a window.
+    QuestionTooLong {
+        tokens: usize,
+        max: usize,
+    },
+    /// Question answering: an empty question or context, or `top_k` / `max_answer_len` of 0.
+    BadQuestion,
+    /// The call does not fit the model's task (question answering needs `run_qa`; `run_qa`
+    /// needs a question-answering model).
+    WrongTask,
 }
 
 impl fmt::Display for RunError {
@@ -172,6 +227,38 @@ impl fmt::Display for RunError {
             RunError::Masks { found, max } => write!(
                 f,
                 "fill-mask needs 1 to {max} [MASK] tokens in the text, found {found}"
+            ),
+            RunError::TooLong { tokens, max } => write!(
+                f,
+                "input of {tokens} tokens is longer than the session's limit of {max} tokens"
+            ),
+            RunError::BadStride { stride, max } => {
+                write!(
+                    f,
+                    "stride {stride} is too large for the window (at most {max})"
+                )
+            }
+            RunError::StrideNeedsAggregation => write!(
+                f,
+                "a stride needs an aggregation strategy other than `none` (as in Hugging Face)"
+            ),
+            RunError::TooManyWindows { windows, max } => write!(
+                f,
+                "{windows} windows would need more than the session's {max} result slots; \
+                 use a smaller stride or top_k"
+            ),
+            RunError::QuestionTooLong { tokens, max } => write!(
+                f,
+                "question of {tokens} tokens leaves no room for the context (at most {max})"
+            ),
+            RunError::BadQuestion => write!(
+                f,
+                "question and context must not be empty; top_k and max_answer_len must be >= 1"
+            ),
+            RunError::WrongTask => write!(
+                f,
+                "request does not match the model's task (question answering takes a question \
+                 and a context, other tasks a text)"
             ),
         }
     }
@@ -195,6 +282,12 @@ pub struct RunOptions<'a> {
     /// Fill-mask: candidates per mask (default 5, as the pipeline; at most
     /// [`heads::fill_mask::MAX_TOP_K`] and the vocabulary size).
     pub top_k: usize,
+    /// Token classification: Hugging Face's `stride`. `None` (default): a text longer than the
+    /// session is truncated and `Output::encoded.truncated` says so (the pipeline's default).
+    /// `Some(s)`: the whole text is tokenized (up to the session's input limit, else
+    /// [`RunError::TooLong`]) and run in windows of `max_seq` tokens overlapping by `s` tokens,
+    /// entities merged across windows as the pipeline merges them.
+    pub stride: Option<usize>,
 }
 
 impl Default for RunOptions<'_> {
@@ -204,6 +297,7 @@ impl Default for RunOptions<'_> {
             ignore_labels: &["O"],
             function_to_apply: None,
             top_k: 5,
+            stride: None,
         }
     }
 }
@@ -228,6 +322,11 @@ pub enum TaskOutput<'s> {
         ids: &'s [u32],
         scores: &'s [f32],
     },
+    /// Question answering: answers best first, each an [`Entity`] whose `score`, `start`/`end`
+    /// (characters) and `byte_start`/`byte_end` locate the answer in the context (`label` is 0,
+    /// `index` the start token in its window). The empty answer (`handle_impossible_answer`)
+    /// is `start == end == 0`.
+    Answers(&'s [Entity]),
 }
 
 /// The result of [`Session::run`], borrowing the session's memory.
@@ -285,6 +384,8 @@ pub struct Session<'m, 'a, S: Storage> {
     model: &'m Model<'a>,
     storage: S,
     max_seq: usize,
+    /// Content tokens of the longest input run in windows (at least `max_seq - 2`).
+    max_input: usize,
     kernels: &'static Kernels,
     precision: Precision,
     #[cfg(feature = "std")]
@@ -305,9 +406,21 @@ impl<'m, 'a> Session<'m, 'a, OwnedMemory> {
         max_seq: usize,
         threads: usize,
     ) -> Result<Self, SessionError> {
+        Self::with_input_limit(model, max_seq, max_seq.saturating_sub(2), threads)
+    }
+
+    /// A session whose windowed runs (token classification with a stride, question answering)
+    /// take inputs of up to `max_input` content tokens ([`MemorySizes::for_model_input`]).
+    pub fn with_input_limit(
+        model: &'m Model<'a>,
+        max_seq: usize,
+        max_input: usize,
+        threads: usize,
+    ) -> Result<Self, SessionError> {
         let threads = threads.max(1);
-        let sizes = MemorySizes::for_model_threads(model, max_seq, threads);
-        let mut session = Self::new(model, max_seq, OwnedMemory::new(&sizes))?;
+        let sizes = MemorySizes::for_model_input(model, max_seq, max_input, threads);
+        let mut session =
+            Self::new_with_input(model, max_seq, max_input, OwnedMemory::new(&sizes))?;
         if threads > 1 {
             let pool =
                 crate::parallel::ThreadPool::new(threads).map_err(|_| SessionError::ThreadSpawn)?;
@@ -318,7 +431,18 @@ impl<'m, 'a> Session<'m, 'a, OwnedMemory> {
 }
 
 impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
-    pub fn new(model: &'m Model<'a>, max_seq: usize, mut storage: S) -> Result<Self, SessionError> {
+    pub fn new(model: &'m Model<'a>, max_seq: usize, storage: S) -> Result<Self, SessionError> {
+        Self::new_with_input(model, max_seq, max_seq.saturating_sub(2), storage)
+    }
+
+    /// [`Session::new`] for windowed inputs of up to `max_input` content tokens; `storage` must
+    /// fit [`MemorySizes::for_model_input`].
+    pub fn new_with_input(
+        model: &'m Model<'a>,
+        max_seq: usize,
+        max_input: usize,
+        mut storage: S,
+    ) -> Result<Self, SessionError> {
         let max = model.max_sequence_length();
         if max_seq < 2 || max_seq > max {
             return Err(SessionError::BadMaxSequence {
@@ -326,9 +450,10 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
                 max,
             });
         }
+        let max_input = max_input.max(max_seq - 2);
         if !storage
             .memory()
-            .fits(&MemorySizes::for_model(model, max_seq))
+            .fits(&MemorySizes::for_model_input(model, max_seq, max_input, 1))
         {
             return Err(SessionError::MemoryTooSmall);
         }
@@ -336,6 +461,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             model,
             storage,
             max_seq,
+            max_input,
             kernels: kernels::select(),
             precision: Precision::Int8,
             #[cfg(feature = "std")]
@@ -357,6 +483,10 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
     }
     pub fn max_seq(&self) -> usize {
         self.max_seq
+    }
+    /// Content tokens of the longest input a windowed run takes.
+    pub fn max_input(&self) -> usize {
+        self.max_input
     }
     pub fn kernels(&self) -> &'static Kernels {
         self.kernels
@@ -411,6 +541,10 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         text: &str,
         options: &RunOptions<'_>,
     ) -> Result<Output<'_>, RunError> {
+        if let (Some(stride), Head::TokenClassification { .. }) = (options.stride, self.model.head)
+        {
+            return self.run_windows(text, options, stride);
+        }
         let max_seq = self.max_seq;
         let tokenizer = &self.model.tokenizer;
         let exec = exec_of!(self);
@@ -428,6 +562,279 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             text,
             options,
         )
+    }
+
+    /// Token classification over the whole text in overlapping windows (Hugging Face's
+    /// `stride`): `tokenizers`' overflowing windows of `max_seq - 2` content tokens, each window
+    /// decoded on its own (aggregation, `ignore_labels`), then all entities ordered by start and
+    /// overlapping ones resolved as `aggregate_overlapping_entities` does (the longer wins, on
+    /// equal length the higher score, else the earlier).
+    fn run_windows(
+        &mut self,
+        text: &str,
+        options: &RunOptions<'_>,
+        stride: usize,
+    ) -> Result<Output<'_>, RunError> {
+        let (model, max_seq, max_input) = (self.model, self.max_seq, self.max_input);
+        if options.aggregation == Aggregation::None {
+            return Err(RunError::StrideNeedsAggregation);
+        }
+        if stride >= max_seq {
+            return Err(RunError::BadStride {
+                stride,
+                max: max_seq - 1,
+            });
+        }
+        let Head::TokenClassification { classifier } = model.head else {
+            return Err(RunError::WrongTask);
+        };
+        let exec = exec_of!(self);
+        let SessionMemory {
+            tokens,
+            f32s,
+            i8s,
+            entities,
+            indices,
+        } = self.storage.memory();
+        let (all, rest) = tokens.split_at_mut(max_input + 2);
+        let enc = model
+            .tokenizer
+            .encode(text, all)
+            .map_err(RunError::Tokenizer)?;
+        if enc.truncated {
+            return Err(RunError::TooLong {
+                tokens: enc.total - 2,
+                max: max_input,
+            });
+        }
+        if enc.len <= max_seq {
+            let mem = SessionMemory {
+                tokens: all,
+                f32s,
+                i8s,
+                entities,
+                indices,
+            };
+            return infer(model, &exec, max_seq, mem, enc, enc.len, text, options);
+        }
+        // Only sessions made for long inputs get here: they have a window buffer after `all`.
+        let window = max_seq - 2;
+        if stride >= window {
+            return Err(RunError::BadStride {
+                stride,
+                max: window - 1,
+            });
+        }
+        let content_len = enc.len - 2;
+        let count = qa::windows(content_len, window, stride).count();
+        if count * window > entities.len() {
+            return Err(RunError::TooManyWindows {
+                windows: count,
+                max: entities.len(),
+            });
+        }
+        let win = rest.get_mut(2..2 + max_seq).ok_or(RunError::InvalidInput)?;
+        let c = model.config();
+        let h = c.hidden_size as usize;
+        let n = classifier.n;
+        let parts = exec.par.parts();
+        let (scratch_f32, head_out) = f32s.split_at_mut(Scratch::f32_len(c, max_seq, parts));
+        let mut found = 0;
+        for (a, b) in qa::windows(content_len, window, stride) {
+            let seq = b - a + 2;
+            win[0] = all[0];
+            win[1..seq - 1].copy_from_slice(&all[1 + a..1 + b]);
+            win[seq - 1] = all[enc.len - 1];
+            let mut scratch = Scratch::carve(c, seq, parts, &mut *scratch_f32, &mut *i8s)
+                .ok_or(RunError::InvalidInput)?;
+            model
+                .encoder
+                .forward(&exec, seq, |t| (win[t].id, 0), &mut scratch);
+            let (logits, row) = head_out.split_at_mut(seq * n);
+            heads::token_logits(
+                exec.kernels,
+                &classifier,
+                &scratch.hidden[..seq * h],
+                seq,
+                logits,
+            );
+            let input = DecodeInput {
+                text,
+                tokens: &win[..seq],
+                tokenizer: &model.tokenizer,
+                labels: &model.labels,
+            };
+            found += token_classification::decode(
+                &input,
+                logits,
+                n,
+                options.aggregation,
+                options.ignore_labels,
+                row,
+                &mut entities[found..],
+            );
+        }
+        let merged = token_classification::merge_overlapping(&mut entities[..found]);
+        Ok(Output {
+            tokens: &all[..enc.len],
+            encoded: enc,
+            task: TaskOutput::Entities(&entities[..merged]),
+        })
+    }
+
+    /// Extractive question answering (`BertForQuestionAnswering`) with the semantics of Hugging
+    /// Face's `question-answering` pipeline ([`heads::question_answering`]): `[CLS] question
+    /// [SEP] context-window [SEP]` windows of `max_seq` tokens (`only_second` truncation with
+    /// `doc_stride` overlap), the best spans of every window widened to words and merged by
+    /// text. Answer offsets are into `context`. Allocates nothing.
+    pub fn run_qa(
+        &mut self,
+        question: &str,
+        context: &str,
+        options: &QaOptions,
+    ) -> Result<Output<'_>, RunError> {
+        let (model, max_seq, max_input) = (self.model, self.max_seq, self.max_input);
+        let Head::QuestionAnswering { qa_outputs } = model.head else {
+            return Err(RunError::WrongTask);
+        };
+        if question.is_empty()
+            || context.is_empty()
+            || options.top_k == 0
+            || options.max_answer_len == 0
+        {
+            return Err(RunError::BadQuestion);
+        }
+        let stride = options
+            .doc_stride
+            .unwrap_or(qa::default_doc_stride(max_seq));
+        if stride > max_seq {
+            return Err(RunError::BadStride {
+                stride,
+                max: max_seq,
+            });
+        }
+        let exec = exec_of!(self);
+        let SessionMemory {
+            tokens,
+            f32s,
+            i8s,
+            entities,
+            ..
+        } = self.storage.memory();
+        let (all, rest) = tokens.split_at_mut(max_input + 4);
+        let eq = model
+            .tokenizer
+            .encode(question, all)
+            .map_err(RunError::Tokenizer)?;
+        let q = eq.len - 2;
+        let too_long = |context_total: usize| RunError::TooLong {
+            tokens: q + context_total,
+            max: max_input,
+        };
+        if eq.truncated || q + 2 > max_input {
+            return Err(too_long(0));
+        }
+        let ec = model
+            .tokenizer
+            .encode(context, &mut all[eq.len..])
+            .map_err(RunError::Tokenizer)?;
+        let ctx_len = ec.len - 2;
+        if ec.truncated || q + ctx_len > max_input {
+            return Err(too_long(ec.total - 2));
+        }
+        // `tokenizers`' only_second truncation: the context gets what the question leaves.
+        let total = q + ctx_len + 3;
+        let window = if total <= max_seq {
+            ctx_len
+        } else {
+            let remove = total - max_seq;
+            if ctx_len <= remove {
+                return Err(RunError::QuestionTooLong {
+                    tokens: q,
+                    max: max_seq.saturating_sub(4),
+                });
+            }
+            let window = ctx_len - remove;
+            if stride >= window {
+                return Err(RunError::BadStride {
+                    stride,
+                    max: window - 1,
+                });
+            }
+            window
+        };
+        let keep = options.candidates();
+        let count = qa::windows(ctx_len, window, stride).count();
+        if count * keep + 1 > entities.len() {
+            return Err(RunError::TooManyWindows {
+                windows: count,
+                max: entities.len(),
+            });
+        }
+        let win = rest.get_mut(..max_seq).ok_or(RunError::InvalidInput)?;
+        let (cls, sep) = (all[0], all[eq.len - 1]);
+        let context_tokens = eq.len + 1;
+        let c = model.config();
+        let h = c.hidden_size as usize;
+        let parts = exec.par.parts();
+        let (scratch_f32, head_out) = f32s.split_at_mut(Scratch::f32_len(c, max_seq, parts));
+        let mut min_null = 1_000_000f32;
+        let mut found = 0;
+        for (a, b) in qa::windows(ctx_len, window, stride) {
+            let first = q + 2;
+            let seq = first + (b - a) + 1;
+            win[0] = cls;
+            win[1..=q].copy_from_slice(&all[1..=q]);
+            win[q + 1] = sep;
+            win[first..seq - 1].copy_from_slice(&all[context_tokens + a..context_tokens + b]);
+            win[seq - 1] = sep;
+            let mut scratch = Scratch::carve(c, seq, parts, &mut *scratch_f32, &mut *i8s)
+                .ok_or(RunError::InvalidInput)?;
+            model.encoder.forward(
+                &exec,
+                seq,
+                |t| (win[t].id, u32::from(t >= first)),
+                &mut scratch,
+            );
+            let (logits, probs) = head_out.split_at_mut(2 * seq);
+            heads::token_logits(
+                exec.kernels,
+                &qa_outputs,
+                &scratch.hidden[..seq * h],
+                seq,
+                logits,
+            );
+            let span = (first, seq - 1);
+            let cands =
+                qa::window_candidates(logits, probs, seq, span, options.max_answer_len, keep);
+            min_null = min_null.min(cands.null_score);
+            for &(score, s, e) in &cands.spans[..cands.len] {
+                let mut answer = qa::word_span(&win[..seq], span, s as usize, e as usize);
+                answer.score = score;
+                found = qa::add_answer(context, entities, found, answer);
+            }
+        }
+        if options.handle_impossible_answer {
+            if let Some(slot) = entities.get_mut(found) {
+                *slot = Entity {
+                    score: min_null,
+                    ..Entity::default()
+                };
+                found += 1;
+            }
+        }
+        qa::sort_answers(&mut entities[..found]);
+        let answers = found.min(options.top_k.min(qa::MAX_TOP_K));
+        let len = eq.len + ec.len;
+        Ok(Output {
+            tokens: &all[..len],
+            encoded: Encoded {
+                len,
+                total: len,
+                truncated: false,
+            },
+            task: TaskOutput::Answers(&entities[..answers]),
+        })
     }
 
     /// Runs a text pair (`[CLS] a [SEP] b [SEP]`, token types 0 then 1), e.g. for pair
@@ -616,6 +1023,7 @@ fn infer<'s>(
                 scores: &head_out[scores_at..scores_at + n],
             }
         }
+        Head::QuestionAnswering { .. } => return Err(RunError::WrongTask),
     };
     Ok(Output {
         tokens,

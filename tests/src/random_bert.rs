@@ -26,7 +26,9 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 fn center_amp(name: &str) -> (f64, f64) {
     let is_embedding = name.starts_with("embeddings.") && name.ends_with("_embeddings.weight");
-    if name.ends_with("LayerNorm.weight") {
+    if name == "qa_outputs.weight" {
+        (0.0, 1.0)
+    } else if name.ends_with("LayerNorm.weight") {
         (1.0, 0.2)
     } else if name.ends_with("LayerNorm.bias") {
         (0.0, 0.1)
@@ -111,6 +113,8 @@ pub enum RandomHead {
     MaskedLm,
     /// `BertForNextSentencePrediction`: the pooler and `cls.seq_relationship` `[2, hidden]`.
     NextSentence,
+    /// `BertForQuestionAnswering`: `qa_outputs` `[2, hidden]` (start, end), and no pooler.
+    QuestionAnswering,
 }
 
 /// The head tensors of a random task model (names as `transformers` saves them).
@@ -136,6 +140,10 @@ pub fn head_shapes(c: &RandomConfig, head: RandomHead) -> Vec<(String, Vec<usize
             v("cls.seq_relationship.weight", vec![2, h]),
             v("cls.seq_relationship.bias", vec![2]),
         ],
+        RandomHead::QuestionAnswering => vec![
+            v("qa_outputs.weight", vec![2, h]),
+            v("qa_outputs.bias", vec![2]),
+        ],
     }
 }
 
@@ -153,6 +161,18 @@ pub fn write_hf_dir_with_head(
     model_seed: u64,
     head: Option<RandomHead>,
 ) {
+    write_hf_dir_with_vocab(dir, c, model_seed, head, None)
+}
+
+/// Like [`write_hf_dir_with_head`], with a given vocabulary (`vocab.txt` lines; its length must
+/// be the config's `vocab_size`) instead of placeholder tokens.
+pub fn write_hf_dir_with_vocab(
+    dir: &Path,
+    c: &RandomConfig,
+    model_seed: u64,
+    head: Option<RandomHead>,
+    vocab: Option<&[String]>,
+) {
     std::fs::create_dir_all(dir).unwrap();
     let mut config = serde_json::to_value(c).unwrap();
     let (arch, labels) = match head {
@@ -163,6 +183,7 @@ pub fn write_hf_dir_with_head(
         Some(RandomHead::TokenClassification { labels }) => ("BertForTokenClassification", labels),
         Some(RandomHead::MaskedLm) => ("BertForMaskedLM", 0),
         Some(RandomHead::NextSentence) => ("BertForNextSentencePrediction", 0),
+        Some(RandomHead::QuestionAnswering) => ("BertForQuestionAnswering", 0),
     };
     config["architectures"] = serde_json::json!([arch]);
     config["model_type"] = serde_json::json!("bert");
@@ -181,17 +202,23 @@ pub fn write_hf_dir_with_head(
         config["id2label"] = serde_json::to_value(id2label).unwrap();
     }
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut vocab: Vec<String> = match vocab {
+        Some(v) => {
+            assert_eq!(v.len(), c.vocab_size, "vocabulary size");
+            v.to_vec()
+        }
+        None => ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
     while vocab.len() < c.vocab_size {
         vocab.push(format!("tok{}", vocab.len()));
     }
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
     let mut shapes = tensor_shapes(c);
     if let Some(head) = head {
-        if matches!(head, RandomHead::MaskedLm) {
+        if matches!(head, RandomHead::MaskedLm | RandomHead::QuestionAnswering) {
             shapes.retain(|(name, _)| !name.starts_with("pooler."));
         }
         shapes.extend(head_shapes(c, head));
@@ -202,7 +229,10 @@ pub fn write_hf_dir_with_head(
         .map(|(name, shape)| {
             let data = make_tensor(&name, shape.iter().product(), model_seed);
             let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-            let stored = if name.starts_with("classifier") || name.starts_with("cls.") {
+            let stored = if name.starts_with("classifier")
+                || name.starts_with("cls.")
+                || name.starts_with("qa_outputs")
+            {
                 name
             } else {
                 format!("{prefix}{name}")

@@ -2,7 +2,7 @@
 //! task head and both precisions. A counting global allocator watches this thread.
 
 use bertq_quantize::WeightPrecision;
-use bertq_runtime::{Aggregation, Model, Precision, RunOptions, Session};
+use bertq_runtime::{Aggregation, Model, Precision, QaOptions, RunOptions, Session};
 use bertq_tests::random_bert::{write_hf_dir_with_head, RandomConfig, RandomHead};
 use bertq_tests::{convert, default_model, minilm_dir};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -212,5 +212,97 @@ fn assert_fill_mask_allocates_nothing(model: &Model<'_>, max_seq: usize, threads
             allocations, 0,
             "fill-mask ({precision:?}, {threads} threads) allocated"
         );
+    }
+}
+
+/// Token classification with a stride: the whole long text in windows, entities merged, for
+/// every strategy but `none` (which refuses a stride), and errors (too long, bad stride).
+#[test]
+fn windowed_token_classification_never_allocates() {
+    let bytes = default_model();
+    let model = Model::load(&bytes).unwrap();
+    let long = "The quick brown fox jumps over the lazy dog near 221B Baker Street. ".repeat(12);
+    let too_long = long.repeat(4);
+    for threads in [1, 2] {
+        let mut session = Session::with_input_limit(&model, 64, 512, threads).unwrap();
+        for precision in [Precision::Int8, Precision::F32] {
+            session.set_precision(precision);
+            session.run(TEXTS[0]).unwrap(); // warm-up
+            let allocations = count_allocations(|| {
+                for text in TEXTS[..3]
+                    .iter()
+                    .copied()
+                    .chain([long.as_str(), too_long.as_str()])
+                {
+                    for aggregation in
+                        [Aggregation::None, Aggregation::Simple, Aggregation::Average]
+                    {
+                        for stride in [16, 62] {
+                            let options = RunOptions {
+                                aggregation,
+                                stride: Some(stride),
+                                ..RunOptions::default()
+                            };
+                            let out = session.run_with(text, &options);
+                            std::hint::black_box(&out);
+                        }
+                    }
+                }
+            });
+            assert_eq!(
+                allocations, 0,
+                "stride ({precision:?}, {threads} threads) allocated"
+            );
+        }
+    }
+}
+
+/// Question answering: several windows, every option, and the typed errors.
+#[test]
+fn question_answering_never_allocates() {
+    let config = RandomConfig {
+        num_hidden_layers: 2,
+        hidden_size: 64,
+        num_attention_heads: 2,
+        intermediate_size: 128,
+        vocab_size: 1000,
+        max_position_embeddings: 128,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        hidden_act: "gelu".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_hf_dir_with_head(dir.path(), &config, 9, Some(RandomHead::QuestionAnswering));
+    let bytes = convert(dir.path(), WeightPrecision::Int8);
+    let model = Model::load(&bytes).unwrap();
+    let context = "tok7 tok8 tok9 tok10, tok11 tok12 Zürich café. ".repeat(30);
+    let contexts = [context.as_str(), "tok5", "Ça coûte 12,50 € à Zürich", ""];
+    for threads in [1, 2] {
+        let mut session = Session::with_input_limit(&model, 64, 512, threads).unwrap();
+        for precision in [Precision::Int8, Precision::F32] {
+            session.set_precision(precision);
+            let o = QaOptions::default();
+            session.run_qa("tok5 tok6", contexts[1], &o).unwrap(); // warm-up
+            let allocations = count_allocations(|| {
+                for c in contexts {
+                    for (top_k, stride, impossible) in
+                        [(1, None, false), (3, Some(8), true), (32, Some(30), false)]
+                    {
+                        let options = QaOptions {
+                            top_k,
+                            doc_stride: stride,
+                            max_answer_len: 15,
+                            handle_impossible_answer: impossible,
+                        };
+                        let out = session.run_qa("tok5 tok6 Zürich?", c, &options);
+                        std::hint::black_box(&out);
+                    }
+                }
+            });
+            assert_eq!(
+                allocations, 0,
+                "question answering ({precision:?}, {threads} threads) allocated"
+            );
+        }
     }
 }

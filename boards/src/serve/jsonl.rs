@@ -11,10 +11,16 @@
 //! | `top_k` | labels to return (classification); `null` or `0` for all | 1 |
 //! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` | `"simple"` |
 //! | `truncate` | `false` rejects texts longer than the server's maximum length | `true` |
+//! | `stride` | token classification: run the whole text in windows sharing this many tokens | none |
+//! | `question`, `context` | question answering (instead of `text`) | |
+//! | `doc_stride` | question answering: context tokens shared by windows | `min(max_seq / 2, 128)` |
+//! | `max_answer_len` | question answering: the longest answer in tokens | 15 |
+//! | `handle_impossible_answer` | question answering: also consider no answer | `false` |
 //!
 //! Unknown fields are ignored.
 
-use bertq_protocol::{Aggregation, ErrorCode, InferOptions};
+use super::link::JobExtra;
+use bertq_protocol::{Aggregation, AnswerOptions, ErrorCode, InferOptions};
 
 /// The longest `id` accepted, in bytes of JSON.
 pub const MAX_ID_LEN: usize = 64;
@@ -74,9 +80,11 @@ pub enum Kind {
 pub struct JsonRequest<'a> {
     pub id: RawId,
     pub kind: Kind,
-    /// The unescaped text (infer requests).
+    /// The unescaped text (infer requests; the context of a question).
     pub text: &'a str,
     pub options: InferOptions,
+    /// A stride, or the question and its options.
+    pub extra: JobExtra<'a>,
 }
 
 /// Why a line is not a valid request, with the request's id if it was read.
@@ -273,6 +281,10 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
     let mut id = RawId::NULL;
     let mut kind = Kind::Infer;
     let mut text: Option<Span> = None;
+    let mut question: Option<Span> = None;
+    let mut context: Option<Span> = None;
+    let mut stride: Option<u16> = None;
+    let mut answer = AnswerOptions::default();
     let mut options = InferOptions::default();
     {
         let mut p = Parser { s: line, i: 0 };
@@ -305,11 +317,38 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                         id = RawId::new(&line[span.0..span.1])
                             .ok_or_else(|| request("id is longer than 64 bytes"))?;
                     }
-                    b"text" => {
+                    b"text" | b"question" | b"context" => {
                         if p.peek() != Some(b'"') {
-                            return Err(request("text must be a string"));
+                            return Err(request("text, question and context must be strings"));
                         }
-                        text = Some(p.string().map_err(|m| bad(id, m))?);
+                        let span = Some(p.string().map_err(|m| bad(id, m))?);
+                        match key {
+                            b"text" => text = span,
+                            b"question" => question = span,
+                            _ => context = span,
+                        }
+                    }
+                    b"stride" | b"doc_stride" | b"max_answer_len" => {
+                        let (a, b) = p
+                            .number()
+                            .map_err(|_| request("strides and lengths must be integers"))?;
+                        let n = parse_u16(&line[a..b]).ok_or_else(|| {
+                            request("strides and lengths must be integers from 0 to 65535")
+                        })?;
+                        match key {
+                            b"stride" => stride = Some(n),
+                            b"doc_stride" => answer.doc_stride = Some(n),
+                            _ => answer.max_answer_len = n,
+                        }
+                    }
+                    b"handle_impossible_answer" => {
+                        answer.handle_impossible_answer = if p.literal(b"true") {
+                            true
+                        } else if p.literal(b"false") {
+                            false
+                        } else {
+                            return Err(request("handle_impossible_answer must be true or false"));
+                        };
                     }
                     b"type" => {
                         if p.peek() != Some(b'"') {
@@ -381,33 +420,65 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
             return Err(bad(id, "unexpected characters after the object"));
         }
     }
-    let text = match (kind, text) {
-        (Kind::Infer, None) => {
-            return Err(fail(
-                id,
-                ErrorCode::BadRequest,
-                "an infer request needs a text",
-            ))
-        }
-        (_, None) => "",
-        (_, Some((a, b))) => {
-            let n = unescape_in_place(&mut line[a..b]).ok_or(JsonError {
-                id,
-                code: ErrorCode::BadRequest,
-                message: "the text has an unpaired UTF-16 surrogate escape",
-            })?;
-            core::str::from_utf8(&line[a..a + n]).map_err(|_| JsonError {
-                id,
-                code: ErrorCode::InvalidUtf8,
-                message: "the text is not valid UTF-8",
-            })?
-        }
+    let is_question = question.is_some() || context.is_some();
+    if is_question && (question.is_none() || context.is_none() || text.is_some()) {
+        return Err(fail(
+            id,
+            ErrorCode::BadRequest,
+            "a question needs both question and context (and no text)",
+        ));
+    }
+    if is_question && stride.is_some() {
+        return Err(fail(
+            id,
+            ErrorCode::BadRequest,
+            "stride is for texts; questions take doc_stride",
+        ));
+    }
+    answer.top_k = options.top_k;
+    let text = if is_question { context } else { text };
+    // Unescape every string in place first (their spans do not overlap), then borrow them.
+    let mut unescape = |span: Option<Span>| -> Result<Option<Span>, JsonError> {
+        let Some((a, b)) = span else { return Ok(None) };
+        let n = unescape_in_place(&mut line[a..b]).ok_or(JsonError {
+            id,
+            code: ErrorCode::BadRequest,
+            message: "the text has an unpaired UTF-16 surrogate escape",
+        })?;
+        Ok(Some((a, a + n)))
+    };
+    let text = unescape(text)?;
+    let question = unescape(question)?;
+    let line = &*line;
+    let as_str = |span: Option<Span>| -> Result<&str, JsonError> {
+        let Some((a, b)) = span else { return Ok("") };
+        core::str::from_utf8(&line[a..b]).map_err(|_| JsonError {
+            id,
+            code: ErrorCode::InvalidUtf8,
+            message: "the text is not valid UTF-8",
+        })
+    };
+    if kind == Kind::Infer && text.is_none() {
+        return Err(fail(
+            id,
+            ErrorCode::BadRequest,
+            "an infer request needs a text",
+        ));
+    }
+    let extra = match (is_question, stride) {
+        (true, _) => JobExtra::Answer {
+            question: as_str(question)?,
+            options: answer,
+        },
+        (false, Some(s)) => JobExtra::Stride(s),
+        (false, None) => JobExtra::None,
     };
     Ok(JsonRequest {
         id,
         kind,
-        text,
+        text: as_str(text)?,
         options,
+        extra,
     })
 }
 

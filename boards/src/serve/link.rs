@@ -10,8 +10,8 @@ use super::jsonl::{self, Kind, RawId};
 use super::metrics::Metrics;
 use super::reply::{self, Failure, Gauges, Out, ReplyTo, ServerInfo};
 use bertq_protocol::{
-    decode_frame, decode_request, Accumulator, ErrorCode, HealthReply, InferOptions, Item,
-    MessageKind, RequestBody,
+    decode_frame, decode_request, Accumulator, AnswerOptions, ErrorCode, HealthReply, InferOptions,
+    Item, MessageKind, RequestBody,
 };
 use bertq_runtime::Model;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -28,8 +28,25 @@ pub trait Env {
 #[derive(Debug)]
 pub struct InferJob<'a> {
     pub to: ReplyTo,
+    /// The text (the context, for a question).
     pub text: &'a str,
     pub options: InferOptions,
+    pub extra: JobExtra<'a>,
+}
+
+/// What an inference needs beyond a text and its options.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum JobExtra<'a> {
+    /// A text in one window (truncated or rejected when longer).
+    #[default]
+    None,
+    /// Token classification of the whole text in windows sharing this many tokens.
+    Stride(u16),
+    /// Question answering about `text`.
+    Answer {
+        question: &'a str,
+        options: AnswerOptions,
+    },
 }
 
 /// Runs inferences and writes their replies.
@@ -241,44 +258,58 @@ fn handle<B: Backend, E: Env>(
                 }
             };
             let to = ReplyTo::Binary(request.id);
-            let (kind, text, options) = match request.body {
-                RequestBody::Infer(r) => (Kind::Infer, r.text, r.options),
-                RequestBody::Info => (Kind::Info, "", InferOptions::default()),
-                RequestBody::Health => (Kind::Health, "", InferOptions::default()),
-                RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default()),
+            let none = JobExtra::None;
+            let (kind, text, options, extra) = match request.body {
+                RequestBody::Infer(r) => (Kind::Infer, r.text, r.options, none),
+                RequestBody::InferStride(r) => {
+                    (Kind::Infer, r.text, r.options, JobExtra::Stride(r.stride))
+                }
+                RequestBody::Answer(r) => {
+                    let extra = JobExtra::Answer {
+                        question: r.question,
+                        options: r.options,
+                    };
+                    (Kind::Infer, r.context, InferOptions::default(), extra)
+                }
+                RequestBody::Info => (Kind::Info, "", InferOptions::default(), none),
+                RequestBody::Health => (Kind::Health, "", InferOptions::default(), none),
+                RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default(), none),
             };
-            dispatch(kind, to, text, options, shared, backend, env, out)
+            let job = InferJob {
+                to,
+                text,
+                options,
+                extra,
+            };
+            dispatch(kind, job, shared, backend, env, out)
         }
         Item::Line(line) => {
             *format = Format::Json;
             match jsonl::parse(line) {
-                Ok(r) => dispatch(
-                    r.kind,
-                    ReplyTo::Json(r.id),
-                    r.text,
-                    r.options,
-                    shared,
-                    backend,
-                    env,
-                    out,
-                ),
+                Ok(r) => {
+                    let job = InferJob {
+                        to: ReplyTo::Json(r.id),
+                        text: r.text,
+                        options: r.options,
+                        extra: r.extra,
+                    };
+                    dispatch(r.kind, job, shared, backend, env, out)
+                }
                 Err(e) => fail(out, ReplyTo::Json(e.id), Failure::plain(e.code, e.message)),
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn dispatch<B: Backend, E: Env>(
     kind: Kind,
-    to: ReplyTo,
-    text: &str,
-    options: InferOptions,
+    job: InferJob<'_>,
     shared: &Shared<'_, '_>,
     backend: &mut B,
     env: &E,
     out: &mut Out<'_>,
 ) -> (Option<ErrorCode>, bool) {
+    let to = job.to;
     let result = match kind {
         Kind::Infer => {
             if env.stopping() {
@@ -287,7 +318,7 @@ fn dispatch<B: Backend, E: Env>(
                     "the server is shutting down",
                 ))
             } else {
-                backend.infer(&InferJob { to, text, options }, out)
+                backend.infer(&job, out)
             }
         }
         Kind::Info => reply::write_info(shared.model, &shared.info, to, out),

@@ -49,6 +49,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Pool, PoolBackend};
 
+/// `--max-input-tokens`: the longest windowed input a worker's session is sized for.
+pub const DEFAULT_MAX_INPUT_TOKENS: usize = 1024;
+
 /// The options of `bertq serve` (besides the model).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -80,6 +83,10 @@ pub struct ServeArgs {
     /// Maximum tokens per text (default: the model's maximum).
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// The longest input, in tokens, that stride requests (token classification) and questions
+    /// (question answering) run in windows; every worker's memory is sized for it at start.
+    #[arg(long, default_value_t = DEFAULT_MAX_INPUT_TOKENS)]
+    pub max_input_tokens: usize,
     /// Largest frame or JSON line accepted, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
@@ -109,6 +116,8 @@ pub struct ServeConfig {
     pub queue: usize,
     pub max_connections: usize,
     pub max_seq: Option<usize>,
+    /// Content tokens of the longest windowed input (stride requests, questions).
+    pub max_input: usize,
     pub max_frame: usize,
     pub stall_timeout: Duration,
     pub idle_timeout: Duration,
@@ -139,6 +148,7 @@ impl ServeConfig {
             queue: 16,
             max_connections: 32,
             max_seq: None,
+            max_input: DEFAULT_MAX_INPUT_TOKENS,
             max_frame: DEFAULT_MAX_FRAME,
             stall_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -174,6 +184,7 @@ impl ServeConfig {
             queue: args.queue,
             max_connections: args.max_connections,
             max_seq: args.max_length,
+            max_input: args.max_input_tokens,
             max_frame: args.max_frame,
             stall_timeout: seconds("stall-timeout", args.stall_timeout)?,
             idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
@@ -401,9 +412,6 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             "serve: give at least one of --unix PATH, --tcp ADDR:PORT, --serial DEV".into(),
         );
     }
-    if model.task() == bertq_runtime::format::TaskHead::FillMask {
-        return Err("serve: fill-mask models are not served yet (use `bertq run`)".into());
-    }
     // Everything below is allocated up front: keep it within what a board can hold.
     let limits = [
         ("--workers", cfg.workers, 1, 256),
@@ -419,7 +427,11 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         }
     }
     let max_seq = crate::session_length(model, cfg.max_seq)?;
-    let max_reply = reply::reply_capacity(model, max_seq, cfg.max_frame);
+    let max_reply = reply::reply_capacity(
+        model,
+        max_seq.max(cfg.max_input.min(cfg.max_frame)),
+        cfg.max_frame,
+    );
     let metrics = Metrics::new();
     let links = cfg.max_connections + cfg.serial.len();
     let pool = Pool::new(links, cfg.queue, cfg.max_frame, max_reply);
@@ -520,7 +532,8 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                     if let Some(f) = cfg.on_thread_start {
                         f();
                     }
-                    let mut session = match Session::with_owned_memory(model, max_seq) {
+                    let session = Session::with_input_limit(model, max_seq, cfg.max_input, 1);
+                    let mut session = match session {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = init_tx.send(Err(format!("worker session: {e}")));

@@ -3,12 +3,12 @@
 use super::jsonl::RawId;
 use super::metrics::Metrics;
 use bertq_protocol::{
-    encode_frame, Aggregation, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
-    InferOptions, InferReply, InfoReply, LabelScore, MetricsReply, Response, ResponseBody, Seq,
-    Task, TaskResult, HISTOGRAM_BUCKETS, VERSION,
+    encode_frame, Aggregation, Answer, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
+    InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate, MetricsReply, Response,
+    ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
 };
 use bertq_runtime::format::TaskHead;
-use bertq_runtime::heads::json;
+use bertq_runtime::heads::{fill_mask, json};
 use bertq_runtime::{Model, Output, TaskOutput};
 use core::fmt::{self, Write};
 
@@ -95,8 +95,10 @@ pub enum ReplyTo {
     Json(RawId),
 }
 
-/// The largest reply any request can produce for this model, text length and sequence length:
-/// JSON escapes at most 6 bytes per text byte, entities are disjoint spans of the text.
+/// The largest reply any request can produce for this model, text length and sequence length
+/// (`max_seq`: the most tokens a request may have, windowed inputs included): JSON escapes at
+/// most 6 bytes per text byte, entities are disjoint spans of the text. Question answers are
+/// assumed to fit the same room (a reply that does not is a `FrameTooLarge` error).
 pub fn reply_capacity(model: &Model<'_>, max_seq: usize, max_text: usize) -> usize {
     let labels = model.labels.len();
     let label_len = model.labels.iter().map(str::len).max().unwrap_or(0);
@@ -121,13 +123,6 @@ pub fn write_infer(
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
-    if let TaskOutput::FillMask { .. } = output.task {
-        // `serve::run` refuses fill-mask models; the protocol has no fill-mask result yet.
-        return Err(Failure::new(
-            ErrorCode::Unsupported,
-            format_args!("fill-mask models are not served"),
-        ));
-    }
     if enc.truncated && !options.truncate {
         return Err(Failure::new(
             ErrorCode::TextTooLong,
@@ -194,7 +189,60 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => out.frame(&reply(TaskResult::Embedding(Seq::Slice(v)))),
                 // Refused above.
-                TaskOutput::FillMask { .. } => Ok(()),
+                TaskOutput::Answers(answers) => {
+                    let get = |i: usize| {
+                        let a = &answers[i];
+                        Answer {
+                            score: a.score,
+                            start: a.start,
+                            end: a.end,
+                            answer: text
+                                .get(a.byte_start as usize..a.byte_end as usize)
+                                .unwrap_or(""),
+                        }
+                    };
+                    out.frame(&reply(TaskResult::Answers(Seq::Map {
+                        len: answers.len(),
+                        get: &get,
+                    })))
+                }
+                TaskOutput::FillMask {
+                    top_k,
+                    positions,
+                    ids,
+                    scores,
+                } => {
+                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
+                    let (top_k, single) = ((*top_k).max(1), positions.len() == 1);
+                    // The strings are written while the frame is encoded: no buffer.
+                    let token_str = |i: usize, f: &mut fmt::Formatter<'_>| {
+                        let id = ids.get(i).copied().unwrap_or(0);
+                        fill_mask::write_decoded(f, vocab, core::iter::once(id), false)
+                    };
+                    let sequence = |i: usize, f: &mut fmt::Formatter<'_>| {
+                        let id = ids.get(i).copied().unwrap_or(0);
+                        let at = positions.get(i / top_k).copied().unwrap_or(0) as usize;
+                        let seq = fill_mask::sequence_ids(output.tokens, settings, at, id, single);
+                        fill_mask::write_decoded(f, vocab, seq, false)
+                    };
+                    let get = |i: usize| MaskCandidate {
+                        mask: (i / top_k) as u16,
+                        score: scores.get(i).copied().unwrap_or(f32::NAN),
+                        token: ids.get(i).copied().unwrap_or(0),
+                        token_str: Text::Written {
+                            write: &token_str,
+                            index: i,
+                        },
+                        sequence: Text::Written {
+                            write: &sequence,
+                            index: i,
+                        },
+                    };
+                    out.frame(&reply(TaskResult::FillMask(Seq::Map {
+                        len: ids.len(),
+                        get: &get,
+                    })))
+                }
             }
         }
         ReplyTo::Json(id) => out.text(|w| {
@@ -235,7 +283,19 @@ pub fn write_infer(
                 }
                 TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
                 // Refused above.
-                TaskOutput::FillMask { .. } => w.write_str("[]")?,
+                TaskOutput::Answers(answers) => json::write_answers(w, answers, text)?,
+                TaskOutput::FillMask {
+                    top_k,
+                    positions,
+                    ids,
+                    scores,
+                } => {
+                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
+                    let tokens = output.tokens;
+                    fill_mask::write_json(
+                        w, vocab, settings, tokens, *top_k, positions, ids, scores,
+                    )?
+                }
             }
             writeln!(
                 w,
@@ -290,8 +350,8 @@ fn task_of(model: &Model<'_>) -> Task {
         TaskHead::Embedding { .. } => Task::Embedding {
             dimension: model.config().hidden_size,
         },
-        // Never reached: `serve::run` refuses fill-mask models (the protocol has no such task).
-        TaskHead::FillMask => Task::TokenClassification,
+        TaskHead::QuestionAnswering => Task::QuestionAnswering,
+        TaskHead::FillMask => Task::FillMask,
     }
 }
 
@@ -301,6 +361,8 @@ pub fn pipeline_name(task: Task) -> &'static str {
         Task::TokenClassification => "token-classification",
         Task::SequenceClassification { .. } => "text-classification",
         Task::Embedding { .. } => "feature-extraction",
+        Task::QuestionAnswering => "question-answering",
+        Task::FillMask => "fill-mask",
     }
 }
 

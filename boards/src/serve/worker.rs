@@ -7,12 +7,12 @@
 //! JSON line) into the slot. Mutexes and condition variables are futex-based: nothing on this
 //! path allocates.
 
-use super::link::{Backend, InferJob};
+use super::link::{Backend, InferJob, JobExtra};
 use super::metrics::Metrics;
 use super::reply::{self, Failure, Out, ReplyTo};
-use bertq_protocol::{ErrorCode, InferOptions};
+use bertq_protocol::{AnswerOptions, ErrorCode, InferOptions};
 use bertq_runtime::session::Storage;
-use bertq_runtime::{Model, RunOptions, Session};
+use bertq_runtime::{Model, QaOptions, RunError, RunOptions, Session};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -29,12 +29,24 @@ enum Outcome {
     Done(Result<(), Failure>),
 }
 
+/// [`JobExtra`] without the borrowed question (which the slot stores after the text).
+#[derive(Debug, Clone, Copy)]
+enum SlotExtra {
+    None,
+    Stride(u16),
+    Answer {
+        question_len: usize,
+        options: AnswerOptions,
+    },
+}
+
 #[derive(Debug)]
 struct JobState {
     text: Box<[u8]>,
     text_len: usize,
     to: ReplyTo,
     options: InferOptions,
+    extra: SlotExtra,
     reply: Box<[u8]>,
     reply_len: usize,
     outcome: Outcome,
@@ -98,6 +110,7 @@ impl Pool {
                     text_len: 0,
                     to: ReplyTo::Binary(0),
                     options: InferOptions::default(),
+                    extra: SlotExtra::None,
                     reply: vec![0u8; max_reply].into_boxed_slice(),
                     reply_len: 0,
                     outcome: Outcome::Idle,
@@ -168,17 +181,78 @@ impl Pool {
 }
 
 fn run_job<S: Storage>(session: &mut Session<'_, '_, S>, st: &mut JobState) -> Result<(), Failure> {
-    let text = std::str::from_utf8(&st.text[..st.text_len])
-        .map_err(|_| Failure::plain(ErrorCode::Internal, "the queued text is not UTF-8"))?;
-    let model = session.model();
-    let max_seq = session.max_seq();
-    let output = session
-        .run_with(text, &run_options(&st.options))
-        .map_err(|e| Failure::new(ErrorCode::Internal, format_args!("inference failed: {e}")))?;
+    let utf8 = |b| {
+        std::str::from_utf8(b)
+            .map_err(|_| Failure::plain(ErrorCode::Internal, "the queued text is not UTF-8"))
+    };
+    // The slot holds the text, then the question (if any).
+    let (text, question) = st.text.split_at(st.text_len);
+    let job = InferJob {
+        to: st.to,
+        text: utf8(text)?,
+        options: st.options,
+        extra: match st.extra {
+            SlotExtra::None => JobExtra::None,
+            SlotExtra::Stride(s) => JobExtra::Stride(s),
+            SlotExtra::Answer {
+                question_len,
+                options,
+            } => JobExtra::Answer {
+                question: utf8(question.get(..question_len).unwrap_or(&[]))?,
+                options,
+            },
+        },
+    };
     let mut out = Out::new(&mut st.reply);
-    reply::write_infer(model, max_seq, text, &output, st.to, &st.options, &mut out)?;
+    execute(session, &job, &mut out)?;
     st.reply_len = out.bytes().len();
     Ok(())
+}
+
+/// Runs one job on `session` and writes its reply.
+pub fn execute<S: Storage>(
+    session: &mut Session<'_, '_, S>,
+    job: &InferJob<'_>,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let model: &Model<'_> = session.model();
+    let max_seq = session.max_seq();
+    let output = match job.extra {
+        JobExtra::None => session.run_with(job.text, &run_options(&job.options)),
+        JobExtra::Stride(stride) => {
+            let options = RunOptions {
+                stride: Some(stride as usize),
+                ..run_options(&job.options)
+            };
+            session.run_with(job.text, &options)
+        }
+        JobExtra::Answer { question, options } => {
+            let options = QaOptions {
+                top_k: options.top_k as usize,
+                doc_stride: options.doc_stride.map(usize::from),
+                max_answer_len: options.max_answer_len as usize,
+                handle_impossible_answer: options.handle_impossible_answer,
+            };
+            session.run_qa(question, job.text, &options)
+        }
+    }
+    .map_err(run_failure)?;
+    reply::write_infer(model, max_seq, job.text, &output, job.to, &job.options, out)
+}
+
+/// A run's error as a reply: the client's mistakes are `bad_request` / `text_too_long`.
+fn run_failure(e: RunError) -> Failure {
+    let code = match e {
+        RunError::TooLong { .. } | RunError::QuestionTooLong { .. } => ErrorCode::TextTooLong,
+        RunError::BadStride { .. }
+        | RunError::StrideNeedsAggregation
+        | RunError::TooManyWindows { .. }
+        | RunError::BadQuestion
+        | RunError::Masks { .. } => ErrorCode::BadRequest,
+        RunError::WrongTask => ErrorCode::Unsupported,
+        RunError::Tokenizer(_) | RunError::InvalidInput => ErrorCode::Internal,
+    };
+    Failure::new(code, format_args!("inference failed: {e}"))
 }
 
 /// The runtime's options for a request's.
@@ -192,6 +266,11 @@ pub fn run_options(o: &InferOptions) -> RunOptions<'static> {
             A::First => R::First,
             A::Average => R::Average,
             A::Max => R::Max,
+        },
+        // Fill-mask candidates per mask; 0 (classification's "all") is the pipeline's 5.
+        top_k: match o.top_k {
+            0 => 5,
+            k => k as usize,
         },
         ..RunOptions::default()
     }
@@ -215,14 +294,29 @@ impl Backend for PoolBackend<'_> {
         {
             let mut st = lock(&slot.state);
             let bytes = job.text.as_bytes();
-            let Some(dst) = st.text.get_mut(..bytes.len()) else {
-                return Err(Failure::plain(
+            let question = match job.extra {
+                JobExtra::Answer { question, .. } => question.as_bytes(),
+                _ => &[],
+            };
+            let too_long = || {
+                Failure::plain(
                     ErrorCode::TextTooLong,
                     "the text is longer than the server's text buffer",
-                ));
+                )
             };
-            dst.copy_from_slice(bytes);
+            let end = bytes.len() + question.len();
+            let dst = st.text.get_mut(..end).ok_or_else(too_long)?;
+            dst[..bytes.len()].copy_from_slice(bytes);
+            dst[bytes.len()..].copy_from_slice(question);
             st.text_len = bytes.len();
+            st.extra = match job.extra {
+                JobExtra::None => SlotExtra::None,
+                JobExtra::Stride(s) => SlotExtra::Stride(s),
+                JobExtra::Answer { question, options } => SlotExtra::Answer {
+                    question_len: question.len(),
+                    options,
+                },
+            };
             st.to = job.to;
             st.options = job.options;
             st.outcome = Outcome::Queued;
@@ -281,15 +375,7 @@ pub struct DirectBackend<'r, 'm, 'a, S: Storage> {
 
 impl<S: Storage> Backend for DirectBackend<'_, '_, '_, S> {
     fn infer(&mut self, job: &InferJob<'_>, out: &mut Out<'_>) -> Result<(), Failure> {
-        let model: &Model<'_> = self.session.model();
-        let max_seq = self.session.max_seq();
-        let output = self
-            .session
-            .run_with(job.text, &run_options(&job.options))
-            .map_err(|e| {
-                Failure::new(ErrorCode::Internal, format_args!("inference failed: {e}"))
-            })?;
-        reply::write_infer(model, max_seq, job.text, &output, job.to, &job.options, out)
+        execute(self.session, job, out)
     }
     fn queue_depth(&self) -> u32 {
         0
@@ -313,13 +399,39 @@ pub fn warm_up<S: Storage>(session: &mut Session<'_, '_, S>) -> Result<(), Strin
     }
     ids[0] = t.cls_id;
     ids[n - 1] = t.sep_id;
+    let fill_mask = model.task() == bertq_runtime::format::TaskHead::FillMask;
+    if fill_mask && n > 2 {
+        ids[1] = t.mask_id;
+    }
+    if model.task() == bertq_runtime::format::TaskHead::QuestionAnswering {
+        // About one full window: at most 5 tokens per 6 bytes.
+        let mut context = [0u8; 2048];
+        let len = seq.clamp(6, context.len());
+        for (i, b) in context.iter_mut().enumerate() {
+            *b = if i % 6 == 5 {
+                b' '
+            } else {
+                b'a' + (i % 26) as u8
+            };
+        }
+        let context = std::str::from_utf8(&context[..len]).unwrap_or("");
+        for _ in 0..2 {
+            session
+                .run_qa("Who is Maria Gonzalez?", context, &QaOptions::default())
+                .map_err(|e| format!("warm-up: {e}"))?;
+        }
+        return Ok(());
+    }
     for _ in 0..2 {
         session
             .run_token_ids(&ids[..n])
             .map_err(|e| format!("warm-up: {e}"))?;
-        session
-            .run("Warm-up: Maria Gonzalez, maria@example.com, 555-867-5309.")
-            .map_err(|e| format!("warm-up: {e}"))?;
+        let text = if fill_mask {
+            "Warm-up: Maria [MASK], maria@example.com, 555-867-5309."
+        } else {
+            "Warm-up: Maria Gonzalez, maria@example.com, 555-867-5309."
+        };
+        session.run(text).map_err(|e| format!("warm-up: {e}"))?;
     }
     Ok(())
 }

@@ -23,10 +23,18 @@ pub fn texts() -> Vec<String> {
     ]
 }
 
-/// `bertq run` on each text (through stdin, one per line): the expected result lines.
+/// `bertq run` on each text (through stdin, one per line): the expected result lines. A
+/// server's infer request is one window (long texts truncated), which `bertq run` does with
+/// `--truncate`; with `--stride` in `extra`, both run the whole text in windows.
 pub fn run_outputs(texts: &[String], extra: &[&str]) -> Vec<String> {
+    let truncate: &[&str] = if extra.contains(&"--stride") {
+        &[]
+    } else {
+        &["--truncate"]
+    };
     let mut child = Command::new(BIN)
         .arg("run")
+        .args(truncate)
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

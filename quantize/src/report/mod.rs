@@ -121,6 +121,11 @@ pub fn data_task(model: &Model<'_>) -> Result<DataTask, String> {
         bertq_runtime::format::TaskHead::FillMask => {
             return Err("accuracy evaluation on data is not supported for fill-mask models".into())
         }
+        bertq_runtime::format::TaskHead::QuestionAnswering => {
+            return Err(
+                "accuracy evaluation on data is not supported for question-answering models".into(),
+            )
+        }
     })
 }
 
@@ -278,8 +283,10 @@ fn predict<S: bertq_runtime::session::Storage>(
             }
         }
         (TaskOutput::Embedding(v), _) => Pred::Embedding(v.to_vec()),
-        (TaskOutput::FillMask { .. }, _) => {
-            return Err("fill-mask models have no evaluation data format".into())
+        (TaskOutput::FillMask { .. } | TaskOutput::Answers(_), _) => {
+            return Err(
+                "fill-mask and question-answering models have no evaluation data format".into(),
+            )
         }
     };
     Ok((pred, truncated))

@@ -72,6 +72,9 @@ pub enum TaskHead {
     /// writes): pooling and normalisation as [`TaskHead::Embedding`], then `classifier` and
     /// softmax. No pooler.
     PooledClassification { pooling: Pooling, normalize: bool },
+    /// `BertForQuestionAnswering`: `qa_outputs`, a linear layer giving every token a start and an
+    /// end logit (extractive question answering).
+    QuestionAnswering,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,8 @@ pub mod names {
     pub const MLM_LAYER_NORM: &str = "cls.predictions.transform.LayerNorm";
     /// f32 `[vocab]`: the decoder's bias.
     pub const MLM_BIAS: &str = "cls.predictions.bias";
+    /// `BertForQuestionAnswering`'s `qa_outputs` (`[2, hidden]`: start and end logits).
+    pub const QA_OUTPUTS: &str = "qa_outputs";
     pub const VOCAB_STRINGS: &str = "tokenizer.vocab.strings";
     pub const VOCAB_OFFSETS: &str = "tokenizer.vocab.offsets";
     pub const VOCAB_INDEX: &str = "tokenizer.vocab.index";

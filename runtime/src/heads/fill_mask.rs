@@ -9,9 +9,7 @@ use crate::format::{Activation, TokenizerSettings};
 use crate::kernels::reference::softmax;
 use crate::kernels::{GemmF32, Kernels, Weights};
 use crate::model::bert::{LayerNorm, Linear};
-use crate::tokenizer::Token;
-#[cfg(feature = "std")]
-use crate::tokenizer::Vocab;
+use crate::tokenizer::{Token, Vocab};
 
 /// The most `[MASK]` tokens one text may hold (more is [`crate::session::RunError::Masks`]).
 pub const MAX_MASKS: usize = 16;
@@ -167,7 +165,6 @@ pub fn sequence_ids<'t>(
 
 /// The clean-up of `tokenizers`' WordPiece decoder, applied to each token as it is appended
 /// (with its leading space): spaces before punctuation and English contractions.
-#[cfg(feature = "std")]
 const CLEAN_UP: [(&str, &str); 11] = [
     (" .", "."),
     (" ?", "?"),
@@ -191,21 +188,126 @@ const CLEAN_UP: [(&str, &str); 11] = [
 #[cfg(feature = "std")]
 pub fn decode(vocab: &Vocab<'_>, ids: impl Iterator<Item = u32>) -> String {
     let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_decoded(&mut s, vocab, ids, false);
+    s
+}
+
+/// The fill-mask pipeline's JSON, allocation-free: `[{"score","token","token_str","sequence"}]`
+/// for one mask, a list of such lists for several (`ids`/`scores`: `top_k` per mask, as
+/// [`crate::TaskOutput::FillMask`] holds them). `token_str` is `tokenizer.decode([token])`,
+/// `sequence` the decoded input with that mask filled (special tokens dropped only when there
+/// is one mask).
+#[allow(clippy::too_many_arguments)]
+pub fn write_json<W: core::fmt::Write>(
+    w: &mut W,
+    vocab: &Vocab<'_>,
+    settings: &TokenizerSettings,
+    tokens: &[Token],
+    top_k: usize,
+    positions: &[u32],
+    ids: &[u32],
+    scores: &[f32],
+) -> core::fmt::Result {
+    let single = positions.len() == 1;
+    if !single {
+        w.write_char('[')?;
+    }
+    for (m, &position) in positions.iter().enumerate() {
+        if m > 0 {
+            w.write_char(',')?;
+        }
+        w.write_char('[')?;
+        let row = m * top_k..(m + 1) * top_k;
+        let candidates = ids.get(row.clone()).unwrap_or(&[]);
+        let probs = scores.get(row).unwrap_or(&[]);
+        for (r, (&id, &score)) in candidates.iter().zip(probs).enumerate() {
+            if r > 0 {
+                w.write_char(',')?;
+            }
+            w.write_str("{\"score\":")?;
+            super::json::write_f32(w, score)?;
+            write!(w, ",\"token\":{id},\"token_str\":\"")?;
+            write_decoded(w, vocab, core::iter::once(id), true)?;
+            w.write_str("\",\"sequence\":\"")?;
+            let seq = sequence_ids(tokens, settings, position as usize, id, single);
+            write_decoded(w, vocab, seq, true)?;
+            w.write_str("\"}")?;
+        }
+        w.write_char(']')?;
+    }
+    if !single {
+        w.write_char(']')?;
+    }
+    Ok(())
+}
+
+/// The longest piece (a token and its leading space) that [`write_decoded`] cleans up; longer
+/// vocabulary entries (none in BERT vocabularies) are written as they are.
+const MAX_PIECE: usize = 256;
+
+/// [`decode`] without allocating, written to `w`; `json`: escaped for the inside of a JSON
+/// string. Each piece is cleaned up in a stack buffer.
+pub fn write_decoded<W: core::fmt::Write + ?Sized>(
+    w: &mut W,
+    vocab: &Vocab<'_>,
+    ids: impl Iterator<Item = u32>,
+    json: bool,
+) -> core::fmt::Result {
+    let mut out = |s: &str| {
+        if json {
+            super::json::write_str_content(w, s)
+        } else {
+            w.write_str(s)
+        }
+    };
     for (i, id) in ids.enumerate() {
         let token = vocab.token(id).unwrap_or("");
-        let mut piece = if i == 0 {
-            token.to_string()
+        let (space, text) = if i == 0 {
+            ("", token)
         } else if let Some(rest) = token.strip_prefix("##") {
-            rest.to_string()
+            ("", rest)
         } else {
-            format!(" {token}")
+            (" ", token)
         };
+        let mut a = [0u8; MAX_PIECE];
+        let mut b = [0u8; MAX_PIECE];
+        let Some(len) = space
+            .len()
+            .checked_add(text.len())
+            .filter(|&n| n <= MAX_PIECE)
+        else {
+            out(space)?;
+            out(text)?;
+            continue;
+        };
+        a[..space.len()].copy_from_slice(space.as_bytes());
+        a[space.len()..len].copy_from_slice(text.as_bytes());
+        let mut len = len;
         for (from, to) in CLEAN_UP {
-            if piece.contains(from) {
-                piece = piece.replace(from, to);
-            }
+            len = replace_all(&a[..len], from.as_bytes(), to.as_bytes(), &mut b);
+            a[..len].copy_from_slice(&b[..len]);
         }
-        s.push_str(&piece);
+        // Replacing whole ASCII substrings of UTF-8 keeps it UTF-8.
+        out(core::str::from_utf8(&a[..len]).unwrap_or(""))?;
     }
-    s
+    Ok(())
+}
+
+/// `src` with every non-overlapping `from` replaced by `to` (never longer: every `to` is at
+/// most as long as its `from`), written to `dst`; returns the length.
+fn replace_all(src: &[u8], from: &[u8], to: &[u8], dst: &mut [u8]) -> usize {
+    let (mut i, mut n) = (0, 0);
+    while i < src.len() {
+        if src[i..].starts_with(from) {
+            dst[n..n + to.len()].copy_from_slice(to);
+            n += to.len();
+            i += from.len();
+        } else {
+            dst[n] = src[i];
+            n += 1;
+            i += 1;
+        }
+    }
+    n
 }

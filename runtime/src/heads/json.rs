@@ -5,6 +5,13 @@ use core::fmt::{self, Write};
 /// Writes `s` as a JSON string literal.
 pub fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
     w.write_char('"')?;
+    write_str_content(w, s)?;
+    w.write_char('"')
+}
+
+/// The inside of a JSON string literal for `s` (escaped, without the quotes), so that one
+/// string can be written in pieces.
+pub fn write_str_content<W: Write + ?Sized>(w: &mut W, s: &str) -> fmt::Result {
     for c in s.chars() {
         match c {
             '"' => w.write_str("\\\"")?,
@@ -18,7 +25,7 @@ pub fn write_str<W: Write>(w: &mut W, s: &str) -> fmt::Result {
             c => w.write_char(c)?,
         }
     }
-    w.write_char('"')
+    Ok(())
 }
 
 /// Writes a float as a JSON number (`null` for NaN or infinity, which JSON cannot express).
@@ -55,6 +62,43 @@ pub fn write_entity<W: Write>(
     w.write_str(",\"word\":")?;
     write_str(w, word)?;
     write!(w, ",\"start\":{start},\"end\":{end}}}")
+}
+
+/// The question-answering pipeline's `{"score": ..., "start": ..., "end": ..., "answer": ...}`.
+pub fn write_answer<W: Write>(
+    w: &mut W,
+    score: f32,
+    start: u32,
+    end: u32,
+    answer: &str,
+) -> fmt::Result {
+    w.write_str("{\"score\":")?;
+    write_f32(w, score)?;
+    write!(w, ",\"start\":{start},\"end\":{end},\"answer\":")?;
+    write_str(w, answer)?;
+    w.write_char('}')
+}
+
+/// Question-answering answers (`context` is the text they point into) as the pipeline returns
+/// them: one answer as an object, otherwise a list.
+pub fn write_answers<W: Write>(w: &mut W, answers: &[super::Entity], context: &str) -> fmt::Result {
+    let one = answers.len() == 1;
+    if !one {
+        w.write_char('[')?;
+    }
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            w.write_char(',')?;
+        }
+        let text = context
+            .get(a.byte_start as usize..a.byte_end as usize)
+            .unwrap_or("");
+        write_answer(w, a.score, a.start, a.end, text)?;
+    }
+    if !one {
+        w.write_char(']')?;
+    }
+    Ok(())
 }
 
 /// `{"entity": ..., "score": ..., "index": ..., "word": ..., "start": ..., "end": ...}`

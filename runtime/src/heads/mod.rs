@@ -3,6 +3,7 @@
 
 pub mod fill_mask;
 pub mod json;
+pub mod question_answering;
 pub mod token_classification;
 
 pub use token_classification::Aggregation;
@@ -33,6 +34,10 @@ pub enum Head<'a> {
         pooling: Pooling,
         normalize: bool,
         classifier: Linear<'a>,
+    },
+    /// `qa_outputs`: start and end logits per token.
+    QuestionAnswering {
+        qa_outputs: Linear<'a>,
     },
 }
 
@@ -85,6 +90,9 @@ impl<'a> Head<'a> {
                     classifier: Linear::load(file, names::CLASSIFIER, num_labels, h)?,
                 }
             }
+            TaskHead::QuestionAnswering => Head::QuestionAnswering {
+                qa_outputs: Linear::load(file, names::QA_OUTPUTS, 2, h)?,
+            },
         })
     }
 
@@ -101,6 +109,8 @@ impl<'a> Head<'a> {
             Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
             // The transformed row, one logits row reused per mask, the top-k scores.
             Head::FillMask(m) => m.f32_len(),
+            // Interleaved start/end logits, then the start and the end probabilities.
+            Head::QuestionAnswering { .. } => 4 * seq,
         }
     }
 
@@ -121,6 +131,7 @@ impl<'a> Head<'a> {
             } => lin(pooler) + lin(classifier),
             Head::TokenClassification { classifier }
             | Head::PooledClassification { classifier, .. } => lin(classifier),
+            Head::QuestionAnswering { qa_outputs } => lin(qa_outputs),
             // The decoder is the word embedding table, counted with the encoder.
             Head::FillMask(m) => m.parameter_count(),
         }

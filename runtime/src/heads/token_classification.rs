@@ -266,3 +266,43 @@ fn word_entity(
         index: first as u32,
     }
 }
+
+/// Hugging Face's `aggregate_overlapping_entities`, in place: entities ordered by start (a
+/// stable sort, so windows keep their order on ties), then, scanning them, one that starts
+/// inside the previous kept entity replaces it if it is longer, or as long with a higher score,
+/// and is dropped otherwise. Returns how many entities remain at the front of `e`.
+pub fn merge_overlapping(e: &mut [Entity]) -> usize {
+    for i in 1..e.len() {
+        let mut j = i;
+        while j > 0 && e[j].start < e[j - 1].start {
+            e.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    let Some(&first) = e.first() else {
+        return 0;
+    };
+    let mut kept = 0;
+    let mut prev = first;
+    for i in 0..e.len() {
+        let cur = e[i];
+        if prev.start <= cur.start && cur.start < prev.end {
+            let (cur_len, prev_len) = (cur.end - cur.start, prev.end - prev.start);
+            if cur_len > prev_len || (cur_len == prev_len && cur.score > prev.score) {
+                prev = cur;
+            }
+        } else {
+            // `kept <= i`: writing behind the scan never overwrites an unread entity.
+            if let Some(slot) = e.get_mut(kept) {
+                *slot = prev;
+                kept += 1;
+            }
+            prev = cur;
+        }
+    }
+    if let Some(slot) = e.get_mut(kept) {
+        *slot = prev;
+        kept += 1;
+    }
+    kept
+}
