@@ -198,6 +198,9 @@ impl Source {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        restore_default_sigpipe();
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -205,6 +208,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands that print to stdout end quietly when the reader goes away (`bertq run ... | head`),
+/// as Unix tools do, instead of panicking in `println!` on the broken pipe. The server keeps
+/// Rust's default (SIGPIPE ignored): a vanished client is an error on that connection only.
+fn restore_default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: installs the default disposition (no handler code runs in signal context), before
+    // any other thread exists.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usize, String> {

@@ -275,3 +275,37 @@ fn run_classifies_sentiment_with_the_shipped_trained_head() {
     let sum: f64 = all.iter().map(|e| e["score"].as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-4, "{v}");
 }
+
+/// `bertq run ... | head -1`: the reader leaves early; bertq must end by SIGPIPE like any Unix
+/// tool, not panic in `println!` (exit 101 with a message).
+#[test]
+fn run_ends_quietly_when_the_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bertq"))
+        .arg("run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bertq runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if writeln!(stdin, "Maria Gonzalez lives in Paris.").is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("GIVEN_NAME"), "{first}");
+    // Dropping the reader closes the pipe while bertq still has lines to print.
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "status {:?}: {stderr}", out.status);
+}
