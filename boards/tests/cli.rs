@@ -307,5 +307,10 @@ fn run_ends_quietly_when_the_reader_goes_away() {
     writer.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.signal(), Some(13), "status {:?}: {stderr}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "status {:?}: {stderr}",
+        out.status
+    );
 }
