@@ -90,3 +90,31 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     }
     ab / (aa.sqrt() * bb.sqrt()).max(1e-30)
 }
+
+/// The `bertq` program of this workspace, built (or found up to date) in this test build's
+/// target directory, for tests that check the command line end to end from this crate (the
+/// tests that need the quantizer live here, and cargo only exposes a binary to its own package).
+pub fn bertq_binary() -> PathBuf {
+    use std::sync::OnceLock;
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test binary>: the profile directory is two levels up.
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args(["build", "-q", "-p", "bertq-boards", "--bin", "bertq"]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building bertq failed");
+        profile_dir.join("bertq")
+    })
+    .clone()
+}

@@ -235,3 +235,83 @@ fn bad_questions_get_typed_errors() {
     // Text entry points refuse a question-answering model.
     assert_eq!(session.run("the city").unwrap_err(), RunError::WrongTask);
 }
+
+/// `bertq run --question Q --context C` (and JSON Lines on stdin) print the pipeline's answers:
+/// the command line end to end on the f32 path of the first fixture model.
+#[test]
+fn command_line_prints_the_pipeline_answers() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let fixture: Fixture = read_fixture("question_answering.json");
+    let m = &fixture.models[0];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qa.bertq");
+    std::fs::write(&path, &*qa_model(&fixture, m, WeightPrecision::F32)).unwrap();
+    let bertq = bertq_tests::bertq_binary();
+    let parse = |stdout: &[u8]| -> Vec<Answer> {
+        let v: serde_json::Value = serde_json::from_slice(stdout).expect("JSON");
+        // One answer is an object, several a list (the pipeline's shape).
+        let list = match v {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        };
+        list.into_iter()
+            .map(|a| serde_json::from_value(a).unwrap())
+            .collect()
+    };
+    let same = |got: &[Answer], case: &Case| {
+        assert_eq!(got.len(), case.answers.len(), "{:?}", case.question);
+        for (g, e) in got.iter().zip(&case.answers) {
+            assert_eq!((&g.answer, g.start, g.end), (&e.answer, e.start, e.end));
+            assert!((g.score - e.score).abs() < 1e-4, "{g:?} vs {e:?}");
+        }
+    };
+    let mut checked = 0;
+    for case in m.cases.iter().take(12) {
+        let mut args = vec![
+            "run".to_string(),
+            "--model".into(),
+            path.display().to_string(),
+            "--precision".into(),
+            "f32".into(),
+            "--max-length".into(),
+            case.max_seq_len.to_string(),
+            "--top-k".into(),
+            case.top_k.to_string(),
+            "--max-answer-len".into(),
+            case.max_answer_len.to_string(),
+        ];
+        if case.handle_impossible_answer {
+            args.push("--handle-impossible-answer".into());
+        }
+        if let Some(s) = case.doc_stride {
+            args.extend(["--doc-stride".into(), s.to_string()]);
+        }
+        let out = Command::new(&bertq)
+            .args(&args)
+            .args(["--question", &case.question, "--context", &case.context])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        same(&parse(&out.stdout), case);
+        // The same case as a JSON line on stdin.
+        let mut child = Command::new(&bertq)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = serde_json::json!({"question": case.question, "context": case.context});
+        writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        same(&parse(&out.stdout), case);
+        checked += 1;
+    }
+    println!("{checked} cases through the command line");
+    assert!(checked >= 10);
+}
