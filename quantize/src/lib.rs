@@ -5,9 +5,11 @@
 //! - [`source`]: where the weights come from (safetensors or ONNX), one interface for both.
 //! - [`onnx`]: ONNX import (f32 exports and onnxruntime-quantized models), matched by the graph.
 //! - [`convert`]: building the model file from any input.
+//! - [`calibrate`]: static activation scales (minmax, percentile, mse observers).
 //! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
 //! - [`report`]: the accuracy report (int8 against the f32 reference on labelled data).
 
+pub mod calibrate;
 pub mod check;
 pub mod convert;
 pub mod hf;
@@ -17,7 +19,7 @@ pub mod report;
 pub mod source;
 
 pub use convert::{
-    convert_dir, convert_path, load_input, ConvertOptions, Converted, Input, ModelSpec,
+    convert_dir, convert_path, load_input, ConvertOptions, Converted, FloatDType, Input, ModelSpec,
     WeightPrecision,
 };
 

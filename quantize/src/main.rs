@@ -1,7 +1,9 @@
 //! `bertq-quantize --input DIR|FILE.onnx --output FILE.bertq` and
 //! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`.
+use bertq_quantize::calibrate::{self, Observer};
+use bertq_quantize::report::sensitivity::{self, Sensitivity};
 use bertq_quantize::report::{self, data, EvalOptions};
-use bertq_quantize::{check, load_input, ConvertOptions, WeightPrecision};
+use bertq_quantize::{check, load_input, ConvertOptions, FloatDType, WeightPrecision};
 use bertq_runtime::Aggregation;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -25,6 +27,24 @@ enum Precision {
     Int8,
     /// f32 weights (a reference file for verification).
     F32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum FloatArg {
+    F16,
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Activations {
+    /// One scale per row, computed at run time (no calibration needed).
+    Dynamic,
+    /// Static: max |x| over the calibration set.
+    Minmax,
+    /// Static: the `--percentile` of |x| over the calibration set.
+    Percentile,
+    /// Static: the clipping threshold with the least squared quantization error.
+    Mse,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -70,6 +90,31 @@ struct Args {
     /// Model name stored in the file (default: the input directory's name).
     #[arg(long)]
     name: Option<String>,
+    /// Mixed precision: keep the N encoder Linear layers that the sensitivity analysis ranks
+    /// most sensitive in floating point (`--float-dtype`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_float: usize,
+    /// Also keep these Linear layers in floating point (e.g. encoder.layer.5.output.dense).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    keep_float_layer: Vec<String>,
+    /// Storage of the layers kept in floating point.
+    #[arg(long, value_enum, default_value = "f16")]
+    float_dtype: FloatArg,
+    /// Representative inputs, one per line: the calibration set of the sensitivity analysis and
+    /// of static activation scales (default: --eval-data's texts, else built-in sample texts).
+    #[arg(long, value_name = "FILE")]
+    calibrate: Option<PathBuf>,
+    /// Activation quantization of int8 layers: dynamic per row, or a static scale per Linear
+    /// chosen on the --calibrate set by an observer.
+    #[arg(long, value_enum, default_value = "dynamic")]
+    activations: Activations,
+    /// The percentile of |x| for `--activations percentile`.
+    #[arg(long, default_value_t = 99.99)]
+    percentile: f64,
+    /// Run the sensitivity analysis (one Linear int8 at a time on the calibration set) and put
+    /// its per-layer error table in the report; implied by --keep-float N.
+    #[arg(long)]
+    sensitivity: bool,
     /// Data for the accuracy report written after quantization (formats as for `eval`);
     /// default: built-in sample texts.
     #[arg(long, value_name = "FILE")]
@@ -194,7 +239,7 @@ fn quantize(args: &Args) -> Res<()> {
         return Err("--input and --output are required (or use `bertq-quantize eval`)".into());
     };
     let start = Instant::now();
-    let opts = ConvertOptions {
+    let mut opts = ConvertOptions {
         precision: match args.precision {
             Precision::Int8 => WeightPrecision::Int8,
             Precision::F32 => WeightPrecision::F32,
@@ -205,8 +250,15 @@ fn quantize(args: &Args) -> Res<()> {
             Pack::RowMajor => bertq_runtime::format::Layout::RowMajor,
         },
         name: args.name.clone(),
+        float_dtype: match args.float_dtype {
+            FloatArg::F16 => FloatDType::F16,
+            FloatArg::F32 => FloatDType::F32,
+        },
+        keep_float: args.keep_float_layer.clone(),
+        ..Default::default()
     };
     let input = load_input(input_path)?;
+    let plan = plan_precision(args, &input, &mut opts)?;
     let converted = input.convert(&opts)?;
     std::fs::write(output, &converted.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
     let convert_seconds = start.elapsed().as_secs_f64();
@@ -299,6 +351,29 @@ fn quantize(args: &Args) -> Res<()> {
         ..Default::default()
     };
     let r = report::evaluate(&model, &reference, &examples, &eval_opts)?;
+    // Static activations: the same recipe with dynamic activations, for comparison.
+    let dynamic = match plan.observer {
+        Some(_) => {
+            let dyn_opts = ConvertOptions {
+                input_scales: Default::default(),
+                ..opts.clone()
+            };
+            let bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&dyn_opts)?.bytes);
+            let m = bertq_runtime::Model::load(&bytes)?;
+            Some(report::evaluate(&m, &reference, &examples, &eval_opts)?)
+        }
+        None => None,
+    };
+    let mut sens = plan.sensitivity;
+    if let Some(sens) = &mut sens {
+        for row in &mut sens.layers {
+            row.stored_as = converted
+                .tensors
+                .iter()
+                .find(|t| t.name == row.name)
+                .map(|t| t.dtype.to_string());
+        }
+    }
     let report_path = args.report.clone().unwrap_or_else(|| {
         let mut p = output.as_os_str().to_owned();
         p.push(".report.json");
@@ -307,7 +382,7 @@ fn quantize(args: &Args) -> Res<()> {
     let weights: Vec<_> = converted
         .tensors
         .iter()
-        .map(|t| json!({"name": t.name, "rows": t.rows, "cols": t.cols, "relative_error": t.relative_error}))
+        .map(|t| json!({"name": t.name, "rows": t.rows, "cols": t.cols, "dtype": t.dtype, "relative_error": t.relative_error}))
         .collect();
     let doc = json!({
         "model": output.display().to_string(),
@@ -318,6 +393,16 @@ fn quantize(args: &Args) -> Res<()> {
         "data": data_name,
         "report": r,
         "weight_error": {"mean_relative_l2": mean, "tensors": weights},
+        "precision": {
+            "kept_float": opts.keep_float,
+            "float_dtype": format!("{:?}", opts.float_dtype).to_lowercase(),
+            "activations": plan.observer.map_or("dynamic".to_string(), |o| format!("static {}", o.name())),
+            "static_scales": opts.input_scales.len(),
+            "calibration": plan.texts_name,
+            "calibration_texts": plan.texts,
+        },
+        "sensitivity": sens,
+        "dynamic_activations_report": dynamic,
         "int8_vs_own_f32_path": {
             "texts": self_check.texts,
             "hidden_cosine_mean": self_check.mean_cosine,
@@ -327,11 +412,120 @@ fn quantize(args: &Args) -> Res<()> {
     });
     write_json(&report_path, &doc)?;
     if !args.quiet {
+        if let Some(sens) = &sens {
+            print!("{}", sens.table());
+        }
         println!(
             "accuracy report ({data_name}) -> {}:\n{}",
             report_path.display(),
             report::summary(&r)
         );
+        if let Some(d) = &dynamic {
+            println!(
+                "the same model with dynamic activations:\n{}",
+                report::summary(d)
+            );
+        }
     }
     Ok(())
+}
+
+/// What the precision decisions were based on.
+struct Plan {
+    observer: Option<Observer>,
+    sensitivity: Option<Sensitivity>,
+    texts: usize,
+    texts_name: String,
+}
+
+/// Calibration and sensitivity analysis: fills `opts.input_scales` and `opts.keep_float`.
+fn plan_precision(
+    args: &Args,
+    input: &bertq_quantize::Input,
+    opts: &mut ConvertOptions,
+) -> Res<Plan> {
+    let observer = match args.activations {
+        Activations::Dynamic => None,
+        Activations::Minmax => Some(Observer::MinMax),
+        Activations::Percentile => {
+            if !(args.percentile > 0.0 && args.percentile <= 100.0) {
+                return Err(format!("--percentile {} is not in (0, 100]", args.percentile).into());
+            }
+            Some(Observer::Percentile(args.percentile))
+        }
+        Activations::Mse => Some(Observer::Mse),
+    };
+    let mut plan = Plan {
+        observer,
+        sensitivity: None,
+        texts: 0,
+        texts_name: String::new(),
+    };
+    if opts.precision != WeightPrecision::Int8 {
+        if observer.is_some() || args.keep_float > 0 || !opts.keep_float.is_empty() {
+            return Err("--activations / --keep-float apply to int8 models only".into());
+        }
+        return Ok(plan);
+    }
+    let want_sensitivity = args.keep_float > 0 || args.sensitivity;
+    if observer.is_none() && !want_sensitivity {
+        return Ok(plan);
+    }
+    if observer.is_some() && args.calibrate.is_none() {
+        return Err("static activations need calibration texts: --calibrate FILE".into());
+    }
+    let (texts, texts_name) = match (&args.calibrate, &args.eval_data) {
+        (Some(p), _) => (calibrate::read_texts(p)?, p.display().to_string()),
+        (None, Some(p)) => {
+            // A model's task is needed to parse the data; read it from an f32 conversion below.
+            (Vec::new(), p.display().to_string())
+        }
+        (None, None) => (
+            check::SAMPLE_TEXTS.iter().map(|t| t.to_string()).collect(),
+            "built-in sample texts".to_string(),
+        ),
+    };
+    let ref_opts = ConvertOptions {
+        precision: WeightPrecision::F32,
+        ..Default::default()
+    };
+    let ref_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&ref_opts)?.bytes);
+    let reference = bertq_runtime::Model::load(&ref_bytes)?;
+    let task = report::data_task(&reference);
+    let texts = match (&args.calibrate, &args.eval_data) {
+        (None, Some(p)) => data::load(p, task.clone()?)?
+            .into_iter()
+            .map(|e| e.text)
+            .collect(),
+        _ => texts,
+    };
+    plan.texts = texts.len();
+    plan.texts_name = texts_name;
+    let progress = !args.quiet;
+    if let Some(o) = observer {
+        opts.input_scales = calibrate::calibrate(&reference, &texts, o, 512, progress)?;
+    }
+    let Ok(task) = task else {
+        // Fill-mask: no task metric to rank by.
+        if args.keep_float > 0 {
+            return Err("--keep-float N needs a task with an evaluation metric (not fill-mask); name layers with --keep-float-layer".into());
+        }
+        return Ok(plan);
+    };
+    if want_sensitivity {
+        let int8_opts = ConvertOptions {
+            keep_float: Vec::new(),
+            ..opts.clone()
+        };
+        let int8_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&int8_opts)?.bytes);
+        let int8 = bertq_runtime::Model::load(&int8_bytes)?;
+        let sens = sensitivity::analyze(&reference, &int8, &texts, task, 512, progress)?;
+        for name in sens.most_sensitive(args.keep_float) {
+            if !opts.keep_float.contains(&name) {
+                opts.keep_float.push(name);
+            }
+        }
+        plan.sensitivity = Some(sens);
+    }
+    Ok(plan)
 }
