@@ -1,7 +1,7 @@
 //! `bertq-quantize --input DIR|FILE.onnx --output FILE.bertq` and
 //! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`.
 use bertq_quantize::calibrate::{self, Observer};
-use bertq_quantize::report::sensitivity::{self, Sensitivity};
+use bertq_quantize::plan::{self, Plan, PlanOptions};
 use bertq_quantize::report::{self, data, EvalOptions};
 use bertq_quantize::{check, load_input, ConvertOptions, FloatDType, WeightPrecision};
 use bertq_runtime::Aggregation;
@@ -430,15 +430,8 @@ fn quantize(args: &Args) -> Res<()> {
     Ok(())
 }
 
-/// What the precision decisions were based on.
-struct Plan {
-    observer: Option<Observer>,
-    sensitivity: Option<Sensitivity>,
-    texts: usize,
-    texts_name: String,
-}
-
-/// Calibration and sensitivity analysis: fills `opts.input_scales` and `opts.keep_float`.
+/// Calibration and sensitivity analysis (see [`plan::plan_precision`]): fills
+/// `opts.input_scales` and `opts.keep_float`.
 fn plan_precision(
     args: &Args,
     input: &bertq_quantize::Input,
@@ -447,85 +440,36 @@ fn plan_precision(
     let observer = match args.activations {
         Activations::Dynamic => None,
         Activations::Minmax => Some(Observer::MinMax),
-        Activations::Percentile => {
-            if !(args.percentile > 0.0 && args.percentile <= 100.0) {
-                return Err(format!("--percentile {} is not in (0, 100]", args.percentile).into());
-            }
-            Some(Observer::Percentile(args.percentile))
-        }
+        Activations::Percentile => Some(Observer::Percentile(args.percentile)),
         Activations::Mse => Some(Observer::Mse),
     };
-    let mut plan = Plan {
-        observer,
-        sensitivity: None,
-        texts: 0,
-        texts_name: String::new(),
-    };
-    if opts.precision != WeightPrecision::Int8 {
-        if observer.is_some() || args.keep_float > 0 || !opts.keep_float.is_empty() {
-            return Err("--activations / --keep-float apply to int8 models only".into());
-        }
-        return Ok(plan);
-    }
-    let want_sensitivity = args.keep_float > 0 || args.sensitivity;
-    if observer.is_none() && !want_sensitivity {
-        return Ok(plan);
-    }
     if observer.is_some() && args.calibrate.is_none() {
         return Err("static activations need calibration texts: --calibrate FILE".into());
     }
+    let wanted = observer.is_some() || args.keep_float > 0 || args.sensitivity;
     let (texts, texts_name) = match (&args.calibrate, &args.eval_data) {
+        _ if !wanted || opts.precision != WeightPrecision::Int8 => (Vec::new(), String::new()),
         (Some(p), _) => (calibrate::read_texts(p)?, p.display().to_string()),
-        (None, Some(p)) => {
-            // A model's task is needed to parse the data; read it from an f32 conversion below.
-            (Vec::new(), p.display().to_string())
-        }
+        (None, Some(p)) => match plan::data_task(input.spec.task) {
+            Some(task) => (
+                data::load(p, task)?.into_iter().map(|e| e.text).collect(),
+                p.display().to_string(),
+            ),
+            // Fill-mask: no data format (plan_precision explains what is possible).
+            None => (Vec::new(), String::new()),
+        },
         (None, None) => (
             check::SAMPLE_TEXTS.iter().map(|t| t.to_string()).collect(),
             "built-in sample texts".to_string(),
         ),
     };
-    let ref_opts = ConvertOptions {
-        precision: WeightPrecision::F32,
-        ..Default::default()
+    let p = PlanOptions {
+        observer,
+        keep_float: args.keep_float,
+        sensitivity: args.sensitivity,
+        texts,
+        texts_name,
+        progress: !args.quiet,
     };
-    let ref_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&ref_opts)?.bytes);
-    let reference = bertq_runtime::Model::load(&ref_bytes)?;
-    let task = report::data_task(&reference);
-    let texts = match (&args.calibrate, &args.eval_data) {
-        (None, Some(p)) => data::load(p, task.clone()?)?
-            .into_iter()
-            .map(|e| e.text)
-            .collect(),
-        _ => texts,
-    };
-    plan.texts = texts.len();
-    plan.texts_name = texts_name;
-    let progress = !args.quiet;
-    if let Some(o) = observer {
-        opts.input_scales = calibrate::calibrate(&reference, &texts, o, 512, progress)?;
-    }
-    let Ok(task) = task else {
-        // Fill-mask: no task metric to rank by.
-        if args.keep_float > 0 {
-            return Err("--keep-float N needs a task with an evaluation metric (not fill-mask); name layers with --keep-float-layer".into());
-        }
-        return Ok(plan);
-    };
-    if want_sensitivity {
-        let int8_opts = ConvertOptions {
-            keep_float: Vec::new(),
-            ..opts.clone()
-        };
-        let int8_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&int8_opts)?.bytes);
-        let int8 = bertq_runtime::Model::load(&int8_bytes)?;
-        let sens = sensitivity::analyze(&reference, &int8, &texts, task, 512, progress)?;
-        for name in sens.most_sensitive(args.keep_float) {
-            if !opts.keep_float.contains(&name) {
-                opts.keep_float.push(name);
-            }
-        }
-        plan.sensitivity = Some(sens);
-    }
-    Ok(plan)
+    Ok(plan::plan_precision(input, &p, opts)?)
 }
