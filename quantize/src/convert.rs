@@ -38,8 +38,9 @@ pub enum FloatDType {
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
     pub precision: WeightPrecision,
-    /// Mixed precision: encoder Linear layers (`encoder.layer.{i}.{module}`) stored in
-    /// `float_dtype` instead of int8 (run through the f32 GEMM).
+    /// Mixed precision: encoder Linear layers (`encoder.layer.{i}.{module}`) and embedding
+    /// tables (`embeddings.*_embeddings`) stored in `float_dtype` instead of int8 (Linears then
+    /// run through the f32 GEMM).
     pub keep_float: Vec<String>,
     pub float_dtype: FloatDType,
     /// Static activation scales (from calibration) per int8 Linear name; Linears without one
@@ -442,7 +443,7 @@ impl Builder<'_> {
     ) -> Result<(), QuantizeError> {
         let w = self.get_shaped(&format!("{name}.weight"), &[rows, cols])?;
         let keep = match self.precision {
-            WeightPrecision::Int8 if packed && self.opts.keep_float.iter().any(|k| k == name) => {
+            WeightPrecision::Int8 if self.opts.keep_float.iter().any(|k| k == name) => {
                 Some(self.opts.float_dtype)
             }
             WeightPrecision::Int8 => None,
@@ -603,11 +604,22 @@ impl Input {
                             && names::LAYER_LINEARS.contains(&m)
                     })
             };
-            if let Some(k) = opts.keep_float.iter().find(|k| !is_linear(k)) {
+            let embeddings = [
+                names::WORD_EMBEDDINGS,
+                names::POSITION_EMBEDDINGS,
+                names::TOKEN_TYPE_EMBEDDINGS,
+            ];
+            if let Some(k) = opts
+                .keep_float
+                .iter()
+                .find(|k| !is_linear(k) && !embeddings.contains(&k.as_str()))
+            {
                 return Err(QuantizeError::Invalid(format!(
-                    "`{k}` is not an encoder Linear of this model (encoder.layer.<0..{}>.<{}>)",
+                    "`{k}` is neither an encoder Linear of this model (encoder.layer.<0..{}>.<{}>) \
+                     nor an embedding table ({})",
                     config.num_layers,
-                    names::LAYER_LINEARS.join("|")
+                    names::LAYER_LINEARS.join("|"),
+                    embeddings.join(", ")
                 )));
             }
             if let Some((k, v)) = opts

@@ -94,9 +94,13 @@ struct Args {
     /// most sensitive in floating point (`--float-dtype`).
     #[arg(long, value_name = "N", default_value_t = 0)]
     keep_float: usize,
-    /// Also keep these Linear layers in floating point (e.g. encoder.layer.5.output.dense).
+    /// Also keep these Linear layers (e.g. encoder.layer.5.output.dense) or embedding tables
+    /// (embeddings.word_embeddings, ...) in floating point.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     keep_float_layer: Vec<String>,
+    /// Keep the embedding tables (word, position, token type) in floating point too.
+    #[arg(long)]
+    float_embeddings: bool,
     /// Storage of the layers kept in floating point.
     #[arg(long, value_enum, default_value = "f16")]
     float_dtype: FloatArg,
@@ -257,6 +261,18 @@ fn quantize(args: &Args) -> Res<()> {
         keep_float: args.keep_float_layer.clone(),
         ..Default::default()
     };
+    if args.float_embeddings {
+        use bertq_runtime::format::names;
+        for e in [
+            names::WORD_EMBEDDINGS,
+            names::POSITION_EMBEDDINGS,
+            names::TOKEN_TYPE_EMBEDDINGS,
+        ] {
+            if !opts.keep_float.iter().any(|k| k == e) {
+                opts.keep_float.push(e.to_string());
+            }
+        }
+    }
     let input = load_input(input_path)?;
     let plan = plan_precision(args, &input, &mut opts)?;
     let converted = input.convert(&opts)?;

@@ -110,12 +110,12 @@ fn keep_float_keeps_the_layers_the_ranking_names_and_the_table_lists_every_layer
     let sens = plan.sensitivity.expect("--keep-float runs the analysis");
     assert_eq!(sens.layers.len(), 12);
     assert_eq!(sens.metric, "entity_f1_vs_fp32");
-    // Ranked most sensitive first: lowest task metric, then largest hidden-state error.
+    // Ranked most sensitive first: largest hidden-state error, then lowest task metric.
     for (i, w) in sens.layers.windows(2).enumerate() {
         assert_eq!(w[0].rank, i + 1);
         assert!(
-            w[0].task_value < w[1].task_value
-                || (w[0].task_value == w[1].task_value && w[0].hidden_error >= w[1].hidden_error),
+            w[0].hidden_error > w[1].hidden_error
+                || (w[0].hidden_error == w[1].hidden_error && w[0].task_value <= w[1].task_value),
             "{:?} before {:?}",
             w[0],
             w[1]

@@ -160,6 +160,7 @@ fn run_never_allocates() {
         keep_float: vec![
             "encoder.layer.0.attention.self.key".into(),
             "encoder.layer.1.output.dense".into(),
+            "embeddings.word_embeddings".into(),
         ],
         float_dtype: bertq_quantize::FloatDType::F16,
         input_scales: [

@@ -80,9 +80,14 @@ macro_rules! vector_ops {
             unsafe fn gemm_f32_impl(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
                 crate::kernels::reference::gemm_f32_inline(p, out)
             }
-            pub fn gemm_f32(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
+            fn gemm_f32_portable(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
                 // SAFETY: the table using this is only selected when its features are present.
                 unsafe { gemm_f32_impl(p, out) }
+            }
+            /// f32 / f16 weights: the FMA kernel when the CPU also has F16C; int8 weights (the
+            /// reference precision) and CPUs without it: the portable code.
+            pub fn gemm_f32(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
+                crate::kernels::x86_64::f32gemm::gemm_f32_fma(p, out, gemm_f32_portable)
             }
 
             #[target_feature(enable = $features)]
