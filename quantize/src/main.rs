@@ -164,6 +164,10 @@ struct EvalArgs {
     /// first token).
     #[arg(long, value_enum, default_value = "simple")]
     aggregation: Agg,
+    /// Add the per-layer error table: each of the model's Linears alone in the reference (all
+    /// others f32) on the data's texts.
+    #[arg(long)]
+    sensitivity: bool,
     /// No progress bar and no summary (errors only).
     #[arg(long, short)]
     quiet: bool,
@@ -218,16 +222,34 @@ fn eval(a: &EvalArgs) -> Res<()> {
         progress: !a.quiet,
     };
     let r = report::evaluate(&int8, &reference, &examples, &opts)?;
+    let sens = if a.sensitivity {
+        let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        let task = report::data_task(&int8)?;
+        Some(report::sensitivity::analyze(
+            &reference,
+            &int8,
+            &texts,
+            task,
+            a.max_length,
+            !a.quiet,
+        )?)
+    } else {
+        None
+    };
     let doc = json!({
         "model": a.model.display().to_string(),
         "reference": a.reference.display().to_string(),
         "data": a.data.display().to_string(),
         "report": r,
+        "sensitivity": sens,
     });
     if let Some(path) = &a.json {
         write_json(path, &doc)?;
     }
     if !a.quiet {
+        if let Some(sens) = &sens {
+            print!("{}", sens.table());
+        }
         println!("{}", report::summary(&r));
     }
     Ok(())
