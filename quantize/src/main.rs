@@ -98,6 +98,10 @@ struct Args {
     /// (embeddings.word_embeddings, ...) in floating point.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     keep_float_layer: Vec<String>,
+    /// Keep the fewest most sensitive Linears in floating point such that the single-layer
+    /// hidden-state errors of those left in int8 sum to at most X (e.g. 0.05).
+    #[arg(long, value_name = "X")]
+    error_budget: Option<f64>,
     /// Keep the embedding tables (word, position, token type) in floating point too.
     #[arg(long)]
     float_embeddings: bool,
@@ -433,6 +437,7 @@ fn quantize(args: &Args) -> Res<()> {
         "weight_error": {"mean_relative_l2": mean, "tensors": weights},
         "precision": {
             "kept_float": opts.keep_float,
+            "error_budget": args.error_budget,
             "float_dtype": format!("{:?}", opts.float_dtype).to_lowercase(),
             "activations": plan.observer.map_or("dynamic".to_string(), |o| format!("static {}", o.name())),
             "static_scales": opts.input_scales.len(),
@@ -484,7 +489,10 @@ fn plan_precision(
     if observer.is_some() && args.calibrate.is_none() {
         return Err("static activations need calibration texts: --calibrate FILE".into());
     }
-    let wanted = observer.is_some() || args.keep_float > 0 || args.sensitivity;
+    let wanted = observer.is_some()
+        || args.keep_float > 0
+        || args.sensitivity
+        || args.error_budget.is_some();
     let (texts, texts_name) = match (&args.calibrate, &args.eval_data) {
         _ if !wanted || opts.precision != WeightPrecision::Int8 => (Vec::new(), String::new()),
         (Some(p), _) => (calibrate::read_texts(p)?, p.display().to_string()),
@@ -504,6 +512,7 @@ fn plan_precision(
     let p = PlanOptions {
         observer,
         keep_float: args.keep_float,
+        error_budget: args.error_budget,
         sensitivity: args.sensitivity,
         texts,
         texts_name,

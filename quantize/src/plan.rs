@@ -14,6 +14,9 @@ pub struct PlanOptions {
     pub observer: Option<Observer>,
     /// Keep the N most sensitive Linear layers in floating point.
     pub keep_float: usize,
+    /// Keep the fewest most sensitive Linears such that the single-layer hidden-state errors of
+    /// those left in int8 sum to at most this (combined with `keep_float`: the larger set).
+    pub error_budget: Option<f64>,
     /// Run the sensitivity analysis even without `keep_float` (for its per-layer error table).
     pub sensitivity: bool,
     /// The calibration set.
@@ -64,9 +67,20 @@ pub fn plan_precision(
             return Err(invalid(format!("percentile {q} is not in (0, 100]")));
         }
     }
-    let want_sensitivity = p.keep_float > 0 || p.sensitivity;
+    if let Some(b) = p.error_budget {
+        if !(b >= 0.0 && b.is_finite()) {
+            return Err(invalid(format!(
+                "error budget {b} is not a finite number >= 0"
+            )));
+        }
+    }
+    let want_sensitivity = p.keep_float > 0 || p.sensitivity || p.error_budget.is_some();
     if opts.precision != WeightPrecision::Int8 {
-        if p.observer.is_some() || p.keep_float > 0 || !opts.keep_float.is_empty() {
+        if p.observer.is_some()
+            || p.keep_float > 0
+            || p.error_budget.is_some()
+            || !opts.keep_float.is_empty()
+        {
             return Err(invalid(
                 "static activations and --keep-float apply to int8 models only",
             ));
@@ -105,7 +119,11 @@ pub fn plan_precision(
         let int8 = Model::load(&int8_bytes).map_err(|e| invalid(e.to_string()))?;
         let sens = sensitivity::analyze(&reference, &int8, &p.texts, task, 512, p.progress)
             .map_err(invalid)?;
-        for name in sens.most_sensitive(p.keep_float) {
+        let n = match p.error_budget {
+            Some(budget) => p.keep_float.max(sens.keep_for_budget(budget)),
+            None => p.keep_float,
+        };
+        for name in sens.most_sensitive(n) {
             if !opts.keep_float.contains(&name) {
                 opts.keep_float.push(name);
             }

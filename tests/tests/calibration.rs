@@ -141,6 +141,19 @@ fn keep_float_keeps_the_layers_the_ranking_names_and_the_table_lists_every_layer
             assert_eq!(matches!(lin.weight, Weights::I8(_)), !kept, "{name}");
         }
     }
+    // An error budget keeps the fewest layers whose remaining errors fit it.
+    let budget: f64 = sens.layers[2..].iter().map(|r| r.hidden_error).sum();
+    assert_eq!(sens.keep_for_budget(budget), 2);
+    assert_eq!(sens.keep_for_budget(f64::INFINITY), 0);
+    assert_eq!(sens.keep_for_budget(0.0), 12);
+    let mut budget_opts = ConvertOptions::default();
+    let p = PlanOptions {
+        error_budget: Some(budget),
+        keep_float: 0,
+        ..p
+    };
+    plan_precision(&input, &p, &mut budget_opts).unwrap();
+    assert_eq!(budget_opts.keep_float, top[..2].to_vec());
     // The table (printed and in the JSON report) names every layer once, with its numbers.
     let table = sens.table();
     let json = serde_json::to_value(&sens).unwrap();

@@ -196,6 +196,14 @@ impl Sensitivity {
         self.layers.iter().take(n).map(|r| r.name.clone()).collect()
     }
 
+    /// How many of the most sensitive layers to keep so that the hidden-state errors of the rest
+    /// (summed in rank order) stay within `budget`.
+    pub fn keep_for_budget(&self, budget: f64) -> usize {
+        (0..=self.layers.len())
+            .find(|&n| self.layers[n..].iter().map(|r| r.hidden_error).sum::<f64>() <= budget)
+            .unwrap_or(self.layers.len())
+    }
+
     /// The per-layer error table as text.
     pub fn table(&self) -> String {
         let mut s = format!(
