@@ -109,7 +109,8 @@ struct Args {
     #[arg(long, value_enum, default_value = "f16")]
     float_dtype: FloatArg,
     /// Representative inputs, one per line: the calibration set of the sensitivity analysis and
-    /// of static activation scales (default: --eval-data's texts, else built-in sample texts).
+    /// of static activation scales (default: built-in sample texts; keep it apart from the
+    /// evaluation data).
     #[arg(long, value_name = "FILE")]
     calibrate: Option<PathBuf>,
     /// Activation quantization of int8 layers: dynamic per row, or a static scale per Linear
@@ -119,10 +120,10 @@ struct Args {
     /// The percentile of |x| for `--activations percentile`.
     #[arg(long, default_value_t = 99.99)]
     percentile: f64,
-    /// Run the sensitivity analysis (one Linear int8 at a time on the calibration set) and put
-    /// its per-layer error table in the report; implied by --keep-float N.
+    /// Skip the sensitivity analysis (one Linear int8 at a time on the calibration set), whose
+    /// per-layer error table the report has by default; --keep-float N still runs it.
     #[arg(long)]
-    sensitivity: bool,
+    no_sensitivity: bool,
     /// Data for the accuracy report written after quantization (formats as for `eval`);
     /// default: built-in sample texts.
     #[arg(long, value_name = "FILE")]
@@ -489,22 +490,15 @@ fn plan_precision(
     if observer.is_some() && args.calibrate.is_none() {
         return Err("static activations need calibration texts: --calibrate FILE".into());
     }
-    let wanted = observer.is_some()
-        || args.keep_float > 0
-        || args.sensitivity
-        || args.error_budget.is_some();
-    let (texts, texts_name) = match (&args.calibrate, &args.eval_data) {
+    // The per-layer error table comes with every report (fill-mask models have no metric).
+    let table = !(args.no_report || args.no_sensitivity)
+        && plan::data_task(input.spec.task).is_some()
+        && opts.precision == WeightPrecision::Int8;
+    let wanted = observer.is_some() || args.keep_float > 0 || table || args.error_budget.is_some();
+    let (texts, texts_name) = match &args.calibrate {
         _ if !wanted || opts.precision != WeightPrecision::Int8 => (Vec::new(), String::new()),
-        (Some(p), _) => (calibrate::read_texts(p)?, p.display().to_string()),
-        (None, Some(p)) => match plan::data_task(input.spec.task) {
-            Some(task) => (
-                data::load(p, task)?.into_iter().map(|e| e.text).collect(),
-                p.display().to_string(),
-            ),
-            // Fill-mask: no data format (plan_precision explains what is possible).
-            None => (Vec::new(), String::new()),
-        },
-        (None, None) => (
+        Some(p) => (calibrate::read_texts(p)?, p.display().to_string()),
+        None => (
             check::SAMPLE_TEXTS.iter().map(|t| t.to_string()).collect(),
             "built-in sample texts".to_string(),
         ),
@@ -513,7 +507,7 @@ fn plan_precision(
         observer,
         keep_float: args.keep_float,
         error_budget: args.error_budget,
-        sensitivity: args.sensitivity,
+        sensitivity: table,
         texts,
         texts_name,
         progress: !args.quiet,
