@@ -26,9 +26,26 @@ pub enum WeightPrecision {
     F32,
 }
 
+/// Storage of the Linear layers kept in floating point in a mixed model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FloatDType {
+    /// IEEE half precision (via `half`): half the bytes of f32, widened to f32 on the fly.
+    #[default]
+    F16,
+    F32,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
     pub precision: WeightPrecision,
+    /// Mixed precision: encoder Linear layers (`encoder.layer.{i}.{module}`) and embedding
+    /// tables (`embeddings.*_embeddings`) stored in `float_dtype` instead of int8 (Linears then
+    /// run through the f32 GEMM).
+    pub keep_float: Vec<String>,
+    pub float_dtype: FloatDType,
+    /// Static activation scales (from calibration) per int8 Linear name; Linears without one
+    /// quantize their input dynamically per row.
+    pub input_scales: std::collections::BTreeMap<String, f32>,
     /// Layout of the encoder's int8 matrices: the native order of the target's kernels
     /// (K4N16: SDOT, VNNI, AVX2, NEON; K8N8: i8mm). Any layout runs on any CPU.
     pub layout: Layout,
@@ -40,6 +57,9 @@ impl Default for ConvertOptions {
     fn default() -> Self {
         ConvertOptions {
             precision: WeightPrecision::Int8,
+            keep_float: Vec::new(),
+            float_dtype: FloatDType::F16,
+            input_scales: Default::default(),
             layout: Layout::K4N16,
             name: None,
         }
@@ -52,6 +72,8 @@ pub struct TensorReport {
     pub name: String,
     pub rows: usize,
     pub cols: usize,
+    /// Storage: `i8`, `f16` or `f32`.
+    pub dtype: &'static str,
     /// ||W - dequant(quant(W))|| / ||W||.
     pub relative_error: f64,
 }
@@ -394,6 +416,7 @@ struct Builder<'a> {
     w: &'a dyn WeightSource,
     out: ModelWriter,
     precision: WeightPrecision,
+    opts: &'a ConvertOptions,
     layout: Layout,
     reports: Vec<TensorReport>,
 }
@@ -422,12 +445,49 @@ impl Builder<'_> {
         packed: bool,
     ) -> Result<(), QuantizeError> {
         let w = self.get_shaped(&format!("{name}.weight"), &[rows, cols])?;
-        match self.precision {
-            WeightPrecision::F32 => {
+        let keep = match self.precision {
+            WeightPrecision::Int8 if self.opts.keep_float.iter().any(|k| k == name) => {
+                Some(self.opts.float_dtype)
+            }
+            WeightPrecision::Int8 => None,
+            WeightPrecision::F32 => Some(FloatDType::F32),
+        };
+        match keep {
+            Some(FloatDType::F32) => {
+                if self.precision == WeightPrecision::Int8 {
+                    self.reports.push(TensorReport {
+                        name: name.to_string(),
+                        rows,
+                        cols,
+                        dtype: "f32",
+                        relative_error: 0.0,
+                    });
+                }
                 self.out
                     .add_f32(&format!("{name}{}", names::WEIGHT), &[rows, cols], &w)
             }
-            WeightPrecision::Int8 => {
+            Some(FloatDType::F16) => {
+                let bits: Vec<u16> = w
+                    .iter()
+                    .map(|&x| half::f16::from_f32(x).to_bits())
+                    .collect();
+                let (mut err, mut norm) = (0.0f64, 0.0f64);
+                for (&x, &b) in w.iter().zip(&bits) {
+                    let d = x as f64 - half::f16::from_bits(b).to_f64();
+                    err += d * d;
+                    norm += x as f64 * x as f64;
+                }
+                self.reports.push(TensorReport {
+                    name: name.to_string(),
+                    rows,
+                    cols,
+                    dtype: "f16",
+                    relative_error: if norm > 0.0 { (err / norm).sqrt() } else { 0.0 },
+                });
+                self.out
+                    .add_f16_bits(&format!("{name}{}", names::WEIGHT), &[rows, cols], &bits)
+            }
+            None => {
                 let (q, scales) = quantize_rows_symmetric(&w, cols);
                 let (mut err, mut norm) = (0.0f64, 0.0f64);
                 for ((&x, &qv), r) in w
@@ -443,6 +503,7 @@ impl Builder<'_> {
                     name: name.to_string(),
                     rows,
                     cols,
+                    dtype: "i8",
                     relative_error: if norm > 0.0 { (err / norm).sqrt() } else { 0.0 },
                 });
                 let weight = format!("{name}{}", names::WEIGHT);
@@ -458,6 +519,10 @@ impl Builder<'_> {
                 }
                 self.out
                     .add_f32(&format!("{name}{}", names::SCALE), &[rows], &scales);
+                if let Some(&s) = self.opts.input_scales.get(name).filter(|_| packed) {
+                    self.out
+                        .add_f32(&format!("{name}{}", names::INPUT_SCALE), &[1], &[s]);
+                }
             }
         }
         Ok(())
@@ -545,10 +610,48 @@ impl Input {
                 config.vocab_size
             )));
         }
+        if opts.precision == WeightPrecision::Int8 {
+            let is_linear = |n: &str| {
+                n.strip_prefix("encoder.layer.")
+                    .and_then(|r| r.split_once('.'))
+                    .is_some_and(|(l, m)| {
+                        l.parse::<u32>().is_ok_and(|l| l < config.num_layers)
+                            && names::LAYER_LINEARS.contains(&m)
+                    })
+            };
+            let embeddings = [
+                names::WORD_EMBEDDINGS,
+                names::POSITION_EMBEDDINGS,
+                names::TOKEN_TYPE_EMBEDDINGS,
+            ];
+            if let Some(k) = opts
+                .keep_float
+                .iter()
+                .find(|k| !is_linear(k) && !embeddings.contains(&k.as_str()))
+            {
+                return Err(QuantizeError::Invalid(format!(
+                    "`{k}` is neither an encoder Linear of this model (encoder.layer.<0..{}>.<{}>) \
+                     nor an embedding table ({})",
+                    config.num_layers,
+                    names::LAYER_LINEARS.join("|"),
+                    embeddings.join(", ")
+                )));
+            }
+            if let Some((k, v)) = opts
+                .input_scales
+                .iter()
+                .find(|(k, v)| !(is_linear(k) && v.is_finite() && **v > 0.0))
+            {
+                return Err(QuantizeError::Invalid(format!(
+                    "static input scale {v} for `{k}`: not a positive scale of an encoder Linear"
+                )));
+            }
+        }
         let mut b = Builder {
             w: weights,
             out: ModelWriter::new(),
             precision: opts.precision,
+            opts,
             layout: opts.layout,
             reports: Vec::new(),
         };
@@ -636,8 +739,22 @@ impl Input {
             .unwrap_or_else(|| spec.default_name.clone());
         let precision = match opts.precision {
             WeightPrecision::Int8 => format!(
-                "int8 symmetric per-channel weights packed {:?}, f32 head",
-                opts.layout
+                "int8 symmetric per-channel weights packed {:?}{}{}, f32 head",
+                opts.layout,
+                if opts.keep_float.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} Linear layers kept in {:?}",
+                        opts.keep_float.len(),
+                        opts.float_dtype
+                    )
+                },
+                if opts.input_scales.is_empty() {
+                    String::new()
+                } else {
+                    ", static activation scales".to_string()
+                }
             ),
             WeightPrecision::F32 => "f32 weights".to_string(),
         };

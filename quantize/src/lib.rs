@@ -5,21 +5,25 @@
 //! - [`source`]: where the weights come from (safetensors or ONNX), one interface for both.
 //! - [`onnx`]: ONNX import (f32 exports and onnxruntime-quantized models), matched by the graph.
 //! - [`convert`]: building the model file from any input.
+//! - [`calibrate`]: static activation scales (minmax, percentile, mse observers).
+//! - [`plan`]: calibration and the sensitivity analysis behind mixed precision.
 //! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
 //! - [`report`]: the accuracy report (int8 against the f32 reference on labelled data).
 //! - [`train`]: `train-head`, a linear classifier trained on frozen sentence embeddings.
 
+pub mod calibrate;
 pub mod check;
 pub mod convert;
 pub mod hf;
 pub mod onnx;
+pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod source;
 pub mod train;
 
 pub use convert::{
-    convert_dir, convert_path, load_input, ConvertOptions, Converted, Input, ModelSpec,
+    convert_dir, convert_path, load_input, ConvertOptions, Converted, FloatDType, Input, ModelSpec,
     WeightPrecision,
 };
 

@@ -1,8 +1,10 @@
 //! `bertq-quantize --input DIR|FILE.onnx --output FILE.bertq` and
 //! `bertq-quantize eval --model FILE.bertq --reference DIR|FILE.onnx|FILE.bertq --data FILE`,
 //! `bertq-quantize train-head --encoder DIR --data train.tsv [-o out.bertq]`.
+use bertq_quantize::calibrate::{self, Observer};
+use bertq_quantize::plan::{self, Plan, PlanOptions};
 use bertq_quantize::report::{self, data, EvalOptions};
-use bertq_quantize::{check, load_input, train, ConvertOptions, WeightPrecision};
+use bertq_quantize::{check, load_input, train, ConvertOptions, FloatDType, WeightPrecision};
 use bertq_runtime::Aggregation;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -26,6 +28,24 @@ enum Precision {
     Int8,
     /// f32 weights (a reference file for verification).
     F32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum FloatArg {
+    F16,
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Activations {
+    /// One scale per row, computed at run time (no calibration needed).
+    Dynamic,
+    /// Static: max |x| over the calibration set.
+    Minmax,
+    /// Static: the `--percentile` of |x| over the calibration set.
+    Percentile,
+    /// Static: the clipping threshold with the least squared quantization error.
+    Mse,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -71,6 +91,40 @@ struct Args {
     /// Model name stored in the file (default: the input directory's name).
     #[arg(long)]
     name: Option<String>,
+    /// Mixed precision: keep the N encoder Linear layers that the sensitivity analysis ranks
+    /// most sensitive in floating point (`--float-dtype`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep_float: usize,
+    /// Also keep these Linear layers (e.g. encoder.layer.5.output.dense) or embedding tables
+    /// (embeddings.word_embeddings, ...) in floating point.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    keep_float_layer: Vec<String>,
+    /// Keep the fewest most sensitive Linears in floating point such that the single-layer
+    /// hidden-state errors of those left in int8 sum to at most X (e.g. 0.05).
+    #[arg(long, value_name = "X")]
+    error_budget: Option<f64>,
+    /// Keep the embedding tables (word, position, token type) in floating point too.
+    #[arg(long)]
+    float_embeddings: bool,
+    /// Storage of the layers kept in floating point.
+    #[arg(long, value_enum, default_value = "f16")]
+    float_dtype: FloatArg,
+    /// Representative inputs, one per line: the calibration set of the sensitivity analysis and
+    /// of static activation scales (default: built-in sample texts; keep it apart from the
+    /// evaluation data).
+    #[arg(long, value_name = "FILE")]
+    calibrate: Option<PathBuf>,
+    /// Activation quantization of int8 layers: dynamic per row, or a static scale per Linear
+    /// chosen on the --calibrate set by an observer.
+    #[arg(long, value_enum, default_value = "dynamic")]
+    activations: Activations,
+    /// The percentile of |x| for `--activations percentile`.
+    #[arg(long, default_value_t = 99.99)]
+    percentile: f64,
+    /// Skip the sensitivity analysis (one Linear int8 at a time on the calibration set), whose
+    /// per-layer error table the report has by default; --keep-float N still runs it.
+    #[arg(long)]
+    no_sensitivity: bool,
     /// Data for the accuracy report written after quantization (formats as for `eval`);
     /// default: built-in sample texts.
     #[arg(long, value_name = "FILE")]
@@ -171,6 +225,10 @@ struct EvalArgs {
     /// first token).
     #[arg(long, value_enum, default_value = "simple")]
     aggregation: Agg,
+    /// Add the per-layer error table: each of the model's Linears alone in the reference (all
+    /// others f32) on the data's texts.
+    #[arg(long)]
+    sensitivity: bool,
     /// No progress bar and no summary (errors only).
     #[arg(long, short)]
     quiet: bool,
@@ -226,16 +284,34 @@ fn eval(a: &EvalArgs) -> Res<()> {
         progress: !a.quiet,
     };
     let r = report::evaluate(&int8, &reference, &examples, &opts)?;
+    let sens = if a.sensitivity {
+        let texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        let task = report::data_task(&int8)?;
+        Some(report::sensitivity::analyze(
+            &reference,
+            &int8,
+            &texts,
+            task,
+            a.max_length,
+            !a.quiet,
+        )?)
+    } else {
+        None
+    };
     let doc = json!({
         "model": a.model.display().to_string(),
         "reference": a.reference.display().to_string(),
         "data": a.data.display().to_string(),
         "report": r,
+        "sensitivity": sens,
     });
     if let Some(path) = &a.json {
         write_json(path, &doc)?;
     }
     if !a.quiet {
+        if let Some(sens) = &sens {
+            print!("{}", sens.table());
+        }
         println!("{}", report::summary(&r));
     }
     Ok(())
@@ -251,15 +327,34 @@ fn quantize(args: &Args) -> Res<()> {
         return Err("--input and --output are required (or use `bertq-quantize eval`)".into());
     };
     let start = Instant::now();
-    let opts = ConvertOptions {
+    let mut opts = ConvertOptions {
         precision: match args.precision {
             Precision::Int8 => WeightPrecision::Int8,
             Precision::F32 => WeightPrecision::F32,
         },
         layout: layout(args.pack),
         name: args.name.clone(),
+        float_dtype: match args.float_dtype {
+            FloatArg::F16 => FloatDType::F16,
+            FloatArg::F32 => FloatDType::F32,
+        },
+        keep_float: args.keep_float_layer.clone(),
+        ..Default::default()
     };
+    if args.float_embeddings {
+        use bertq_runtime::format::names;
+        for e in [
+            names::WORD_EMBEDDINGS,
+            names::POSITION_EMBEDDINGS,
+            names::TOKEN_TYPE_EMBEDDINGS,
+        ] {
+            if !opts.keep_float.iter().any(|k| k == e) {
+                opts.keep_float.push(e.to_string());
+            }
+        }
+    }
     let input = load_input(input_path)?;
+    let plan = plan_precision(args, &input, &mut opts)?;
     let converted = input.convert(&opts)?;
     std::fs::write(output, &converted.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
     let convert_seconds = start.elapsed().as_secs_f64();
@@ -356,6 +451,29 @@ fn quantize(args: &Args) -> Res<()> {
         ..Default::default()
     };
     let r = report::evaluate(&model, &reference, &examples, &eval_opts)?;
+    // Static activations: the same recipe with dynamic activations, for comparison.
+    let dynamic = match plan.observer {
+        Some(_) => {
+            let dyn_opts = ConvertOptions {
+                input_scales: Default::default(),
+                ..opts.clone()
+            };
+            let bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&dyn_opts)?.bytes);
+            let m = bertq_runtime::Model::load(&bytes)?;
+            Some(report::evaluate(&m, &reference, &examples, &eval_opts)?)
+        }
+        None => None,
+    };
+    let mut sens = plan.sensitivity;
+    if let Some(sens) = &mut sens {
+        for row in &mut sens.layers {
+            row.stored_as = converted
+                .tensors
+                .iter()
+                .find(|t| t.name == row.name)
+                .map(|t| t.dtype.to_string());
+        }
+    }
     let report_path = args.report.clone().unwrap_or_else(|| {
         let mut p = output.as_os_str().to_owned();
         p.push(".report.json");
@@ -364,7 +482,7 @@ fn quantize(args: &Args) -> Res<()> {
     let weights: Vec<_> = converted
         .tensors
         .iter()
-        .map(|t| json!({"name": t.name, "rows": t.rows, "cols": t.cols, "relative_error": t.relative_error}))
+        .map(|t| json!({"name": t.name, "rows": t.rows, "cols": t.cols, "dtype": t.dtype, "relative_error": t.relative_error}))
         .collect();
     let doc = json!({
         "model": output.display().to_string(),
@@ -375,6 +493,17 @@ fn quantize(args: &Args) -> Res<()> {
         "data": data_name,
         "report": r,
         "weight_error": {"mean_relative_l2": mean, "tensors": weights},
+        "precision": {
+            "kept_float": opts.keep_float,
+            "error_budget": args.error_budget,
+            "float_dtype": format!("{:?}", opts.float_dtype).to_lowercase(),
+            "activations": plan.observer.map_or("dynamic".to_string(), |o| format!("static {}", o.name())),
+            "static_scales": opts.input_scales.len(),
+            "calibration": plan.texts_name,
+            "calibration_texts": plan.texts,
+        },
+        "sensitivity": sens,
+        "dynamic_activations_report": dynamic,
         "int8_vs_own_f32_path": {
             "texts": self_check.texts,
             "hidden_cosine_mean": self_check.mean_cosine,
@@ -384,11 +513,20 @@ fn quantize(args: &Args) -> Res<()> {
     });
     write_json(&report_path, &doc)?;
     if !args.quiet {
+        if let Some(sens) = &sens {
+            print!("{}", sens.table());
+        }
         println!(
             "accuracy report ({data_name}) -> {}:\n{}",
             report_path.display(),
             report::summary(&r)
         );
+        if let Some(d) = &dynamic {
+            println!(
+                "the same model with dynamic activations:\n{}",
+                report::summary(d)
+            );
+        }
     }
     Ok(())
 }
@@ -463,6 +601,7 @@ fn train_head(a: &TrainArgs) -> Res<()> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "classifier".into())
         })),
+        ..Default::default()
     };
     // The head is trained on the int8 encoder's embeddings: the ones it sees on the device.
     let encoder_bytes = bertq_runtime::ModelBytes::copy_from(&input.convert(&opts)?.bytes);
@@ -563,4 +702,45 @@ fn train_head(a: &TrainArgs) -> Res<()> {
         );
     }
     Ok(())
+}
+
+/// Calibration and sensitivity analysis (see [`plan::plan_precision`]): fills
+/// `opts.input_scales` and `opts.keep_float`.
+fn plan_precision(
+    args: &Args,
+    input: &bertq_quantize::Input,
+    opts: &mut ConvertOptions,
+) -> Res<Plan> {
+    let observer = match args.activations {
+        Activations::Dynamic => None,
+        Activations::Minmax => Some(Observer::MinMax),
+        Activations::Percentile => Some(Observer::Percentile(args.percentile)),
+        Activations::Mse => Some(Observer::Mse),
+    };
+    if observer.is_some() && args.calibrate.is_none() {
+        return Err("static activations need calibration texts: --calibrate FILE".into());
+    }
+    // The per-layer error table comes with every report (fill-mask models have no metric).
+    let table = !(args.no_report || args.no_sensitivity)
+        && plan::data_task(input.spec.task).is_some()
+        && opts.precision == WeightPrecision::Int8;
+    let wanted = observer.is_some() || args.keep_float > 0 || table || args.error_budget.is_some();
+    let (texts, texts_name) = match &args.calibrate {
+        _ if !wanted || opts.precision != WeightPrecision::Int8 => (Vec::new(), String::new()),
+        Some(p) => (calibrate::read_texts(p)?, p.display().to_string()),
+        None => (
+            check::SAMPLE_TEXTS.iter().map(|t| t.to_string()).collect(),
+            "built-in sample texts".to_string(),
+        ),
+    };
+    let p = PlanOptions {
+        observer,
+        keep_float: args.keep_float,
+        error_budget: args.error_budget,
+        sensitivity: table,
+        texts,
+        texts_name,
+        progress: !args.quiet,
+    };
+    Ok(plan::plan_precision(input, &p, opts)?)
 }

@@ -528,6 +528,35 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         Ok(&scratch.hidden[..n])
     }
 
+    /// [`Session::run_ids`] showing `observe(layer, linear, x)` every Linear's input (see
+    /// [`crate::model::bert::Encoder::forward_observed`]): activation calibration.
+    pub fn run_ids_observed(
+        &mut self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        observe: &mut dyn FnMut(usize, usize, &[f32]),
+    ) -> Result<&[f32], RunError> {
+        let model = self.model;
+        if ids.is_empty() || !model.encoder.check_input(ids, token_types, self.max_seq) {
+            return Err(RunError::InvalidInput);
+        }
+        let c = model.config();
+        let exec = exec_of!(self);
+        let parts = exec.par.parts();
+        let mem = self.storage.memory();
+        let (scratch_f32, _) = mem
+            .f32s
+            .split_at_mut(Scratch::f32_len(c, self.max_seq, parts));
+        let mut scratch = Scratch::carve(c, ids.len(), parts, scratch_f32, mem.i8s)
+            .ok_or(RunError::InvalidInput)?;
+        let input = |t: usize| (ids[t], token_types.map_or(0, |tt| tt[t]));
+        model
+            .encoder
+            .forward_observed(&exec, ids.len(), input, &mut scratch, Some(observe));
+        let n = ids.len() * c.hidden_size as usize;
+        Ok(&scratch.hidden[..n])
+    }
+
     /// Tokenizes `text`, runs the model and decodes the task output with the default options.
     /// Allocates nothing. Texts longer than the session are truncated; `Output::encoded.truncated`
     /// says so.

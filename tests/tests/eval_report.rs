@@ -268,3 +268,52 @@ fn conll_word_level_report_runs() {
     let fp32 = t.fp32.as_ref().unwrap().overall;
     assert!(fp32.f1 > 0.8, "{fp32:?}");
 }
+
+/// The mixed-precision recipe of models/README.md (`scripts/build_default_model.sh --mixed`:
+/// the sensitivity ranking's top 8 Linears on models/calibration/pii.txt and the embedding
+/// tables in f16) reaches the target against the transformers pipeline's entities.
+#[test]
+fn rampart_mixed_recipe_reaches_entity_f1_0_98() {
+    let mut keep: Vec<String> = [
+        "encoder.layer.4.attention.self.value",
+        "encoder.layer.3.attention.self.value",
+        "encoder.layer.0.output.dense",
+        "encoder.layer.4.intermediate.dense",
+        "encoder.layer.3.intermediate.dense",
+        "encoder.layer.3.output.dense",
+        "encoder.layer.2.output.dense",
+        "encoder.layer.1.output.dense",
+    ]
+    .map(String::from)
+    .to_vec();
+    keep.extend(
+        [
+            "embeddings.word_embeddings",
+            "embeddings.position_embeddings",
+            "embeddings.token_type_embeddings",
+        ]
+        .map(String::from),
+    );
+    let opts = ConvertOptions {
+        keep_float: keep,
+        name: Some("rampart-pii".into()),
+        ..Default::default()
+    };
+    let input = load_input(&rampart_dir()).unwrap();
+    let mixed_bytes = ModelBytes::copy_from(&input.convert(&opts).unwrap().bytes);
+    let mixed = Model::load(&mixed_bytes).unwrap();
+    let ref_bytes = convert(&rampart_dir(), WeightPrecision::F32);
+    let reference = Model::load(&ref_bytes).unwrap();
+    let examples = data::load(
+        &fixture("rampart_ner.json"),
+        data::DataTask::TokenClassification,
+    )
+    .unwrap();
+    let r = report::evaluate(&mixed, &reference, &examples, &EvalOptions::default()).unwrap();
+    println!("{}", report::summary(&r));
+    let TaskReport::TokenClassification(t) = &r.task else {
+        panic!("token classification")
+    };
+    let f1 = t.int8.as_ref().unwrap().overall.f1;
+    assert!(f1 >= 0.98, "mixed recipe entity F1 {f1}");
+}

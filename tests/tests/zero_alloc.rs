@@ -154,6 +154,29 @@ fn run_never_allocates() {
     let bytes = convert(dir.path(), WeightPrecision::Int8);
     assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
 
+    // Mixed precision and static activations: f16 and f32 Linears among int8 ones, some of
+    // the int8 ones with a calibrated input scale (the f32 GEMM and static quantization paths).
+    let opts = bertq_quantize::ConvertOptions {
+        keep_float: vec![
+            "encoder.layer.0.attention.self.key".into(),
+            "encoder.layer.1.output.dense".into(),
+            "embeddings.word_embeddings".into(),
+        ],
+        float_dtype: bertq_quantize::FloatDType::F16,
+        input_scales: [
+            ("encoder.layer.0.attention.self.query".to_string(), 0.02f32),
+            ("encoder.layer.1.intermediate.dense".to_string(), 0.03),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let mixed = bertq_quantize::convert_dir(dir.path(), &opts)
+        .unwrap()
+        .bytes;
+    let bytes = bertq_runtime::ModelBytes::copy_from(&mixed);
+    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 64);
+
     // Pooled classification (what `train-head` writes): the miniature as an encoder, a head.
     let dir = tempfile::tempdir().unwrap();
     write_hf_dir_with_head(dir.path(), &config, 9, None);

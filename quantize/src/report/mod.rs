@@ -10,6 +10,7 @@
 
 pub mod data;
 pub mod metrics;
+pub mod sensitivity;
 
 use bertq_runtime::heads::token_classification::Aggregation;
 use bertq_runtime::{Model, Precision, RunOptions, Session, TaskOutput};
@@ -149,7 +150,7 @@ fn check_compatible(int8: &Model<'_>, reference: &Model<'_>) -> Result<(), Strin
     Ok(())
 }
 
-fn progress_bar(n: usize, on: bool) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(n: usize, on: bool) -> indicatif::ProgressBar {
     if !on {
         return indicatif::ProgressBar::hidden();
     }
@@ -164,7 +165,7 @@ fn progress_bar(n: usize, on: bool) -> indicatif::ProgressBar {
 }
 
 /// One model's view of an example.
-enum Pred {
+pub(crate) enum Pred {
     Class { scores: Vec<f32>, top: usize },
     Entities(Vec<Chunk>),
     Embedding(Vec<f32>),
@@ -222,7 +223,7 @@ pub fn evaluate(
     })
 }
 
-fn predict<S: bertq_runtime::session::Storage>(
+pub(crate) fn predict<S: bertq_runtime::session::Storage>(
     session: &mut Session<'_, '_, S>,
     ex: &Example,
     task: DataTask,

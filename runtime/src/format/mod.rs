@@ -51,4 +51,7 @@ pub mod names {
     /// i32 `[out]`: per-row sums of a packed int8 weight (for unsigned-activation kernels).
     pub const ROW_SUMS: &str = ".row_sums";
     pub const BIAS: &str = ".bias";
+    /// f32 `[1]`: a static activation scale of an int8 Linear's input (from calibration);
+    /// without it the input is quantized dynamically, one scale per row.
+    pub const INPUT_SCALE: &str = ".input_scale";
 }

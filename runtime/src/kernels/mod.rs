@@ -142,6 +142,9 @@ impl PackedI8<'_> {
 pub enum Weights<'a> {
     I8(PackedI8<'a>),
     F32(&'a [f32]),
+    /// IEEE half-precision bits, row-major: a layer kept in floating point at half the bytes of
+    /// f32. Widened to f32 on the fly by `gemm_f32`, so the weights stay in the file's bytes.
+    F16(&'a [u16]),
 }
 
 /// `out[m][n] = bias[n] + a_scales[m] * w.scales[n] * sum_k a[m][k] * w[n][k]`: int8 operands,

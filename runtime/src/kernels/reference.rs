@@ -21,6 +21,24 @@ pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
     super::vector::quantize_rows(x, cols, q, scales)
 }
 
+/// Static quantization with one calibrated `scale` for every row: `q = quantize_value(x * (1 /
+/// scale))`, every entry of `scales` set to `scale`. `unsigned` stores `q + 128` (as the tables
+/// with [`super::Kernels::unsigned_activations`] expect).
+pub fn quantize_rows_static(
+    x: &[f32],
+    scale: f32,
+    unsigned: bool,
+    q: &mut [i8],
+    scales: &mut [f32],
+) {
+    let inv = 1.0 / scale;
+    for (d, &v) in q.iter_mut().zip(x) {
+        let v = quantize_value(v * inv);
+        *d = if unsigned { (v as u8 ^ 0x80) as i8 } else { v };
+    }
+    scales.fill(scale);
+}
+
 /// Exact i32 dot product of two int8 rows.
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
@@ -137,13 +155,96 @@ fn gather_row(w: &PackedI8<'_>, j: usize, c0: usize, out: &mut [i8]) {
 }
 
 pub fn gemm_f32(p: &GemmF32<'_>, out: &mut [f32]) {
+    gemm_f32_inline(p, out)
+}
+
+/// Four dot products of `a` with `w[0..4]` at once, each summed exactly as [`dot_f32`] sums
+/// (bit-identical results); four independent accumulator sets keep the vector units busy.
+#[inline(always)]
+fn dot4(a: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
+    let (mut s0, mut s1, mut s2, mut s3) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    let n8 = a.len() / 8 * 8;
+    let (a8, _) = a[..n8].as_chunks::<8>();
+    let (w0, _) = w[0][..n8].as_chunks::<8>();
+    let (w1, _) = w[1][..n8].as_chunks::<8>();
+    let (w2, _) = w[2][..n8].as_chunks::<8>();
+    let (w3, _) = w[3][..n8].as_chunks::<8>();
+    for ((((x, y0), y1), y2), y3) in a8.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+        for l in 0..8 {
+            s0[l] += x[l] * y0[l];
+            s1[l] += x[l] * y1[l];
+            s2[l] += x[l] * y2[l];
+            s3[l] += x[l] * y3[l];
+        }
+    }
+    let acc = [s0, s1, s2, s3];
+    core::array::from_fn(|r| {
+        let tail: f32 = a[n8..]
+            .iter()
+            .zip(&w[r][n8..a.len()])
+            .map(|(x, y)| x * y)
+            .sum();
+        let acc = &acc[r];
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    })
+}
+
+/// [`gemm_f32`] for inlining into tables compiled with their own target features (same
+/// operations in the same order: bit-identical on every table).
+#[inline(always)]
+pub fn gemm_f32_inline(p: &GemmF32<'_>, out: &mut [f32]) {
     let (m, n, k) = (p.m, p.n, p.k);
+    let bias = |j: usize| p.bias.map_or(0.0, |b| b[j]);
     match p.w {
         Weights::F32(w) => {
+            // Weight-stationary: four weight rows stay in L1 while every row of `a` passes.
+            let w = &w[..n * k];
+            let mut j = 0;
+            while j + 4 <= n {
+                let rows: [&[f32]; 4] = core::array::from_fn(|r| &w[(j + r) * k..(j + r + 1) * k]);
+                for i in 0..m {
+                    let d = dot4(&p.a[i * k..(i + 1) * k], rows);
+                    for r in 0..4 {
+                        out[i * n + j + r] = d[r] + bias(j + r);
+                    }
+                }
+                j += 4;
+            }
+            for jj in j..n {
+                for i in 0..m {
+                    out[i * n + jj] =
+                        dot_f32(&p.a[i * k..(i + 1) * k], &w[jj * k..(jj + 1) * k]) + bias(jj);
+                }
+            }
+        }
+        Weights::F16(w) => {
+            // Weight-stationary like the int8 path: widen a chunk of four rows once, use it for
+            // every row of `a` (the weights stay in the file; no session memory).
+            const CHUNK: usize = 256;
+            let mut buf = [[0.0f32; CHUNK]; 4];
             for i in 0..m {
-                let a = &p.a[i * k..(i + 1) * k];
-                for (j, o) in out[i * n..(i + 1) * n].iter_mut().enumerate() {
-                    *o = dot_f32(a, &w[j * k..(j + 1) * k]) + p.bias.map_or(0.0, |b| b[j]);
+                for j in 0..n {
+                    out[i * n + j] = bias(j);
+                }
+            }
+            for j in (0..n).step_by(4) {
+                let rows = (n - j).min(4);
+                for c0 in (0..k).step_by(CHUNK) {
+                    let len = CHUNK.min(k - c0);
+                    for (r, b) in buf.iter_mut().enumerate() {
+                        let jr = j + r.min(rows - 1);
+                        let src = &w[jr * k + c0..jr * k + c0 + len];
+                        for (d, &h) in b.iter_mut().zip(src) {
+                            *d = half::f16::from_bits(h).to_f32();
+                        }
+                    }
+                    for i in 0..m {
+                        let a = &p.a[i * k + c0..i * k + c0 + len];
+                        let d = dot4(a, core::array::from_fn(|r| &buf[r][..len]));
+                        for r in 0..rows {
+                            out[i * n + j + r] += d[r];
+                        }
+                    }
                 }
             }
         }

@@ -28,6 +28,9 @@ pub struct Linear<'a> {
     pub bias: &'a [f32],
     pub n: usize,
     pub k: usize,
+    /// A static input scale from calibration (`.input_scale`): with int8 weights the input is
+    /// quantized as `round(x * (1 / scale))` clamped to ±127, instead of one dynamic scale per row.
+    pub input_scale: Option<f32>,
 }
 
 fn name(parts: &[&str]) -> heapless::String<128> {
@@ -98,22 +101,37 @@ pub(crate) fn load_weights<'a>(
             }))
         }
         crate::format::DType::F32 => Ok(Weights::F32(w.f32s()?)),
-        _ => Err(wrong(&w, "i8 or f32")),
+        crate::format::DType::F16 => Ok(Weights::F16(w.f16_bits()?)),
+        _ => Err(wrong(&w, "i8, f16 or f32")),
     }
 }
 
 impl<'a> Linear<'a> {
     pub fn load(file: &ModelFile<'a>, prefix: &str, n: usize, k: usize) -> Result<Self, LoadError> {
+        let input_scale = match file.find(&name(&[prefix, names::INPUT_SCALE])) {
+            Some(t) => {
+                check_shape(&t, &[1], "a static input scale [1]")?;
+                let s = t.f32s()?[0];
+                // A zero, negative or non-finite scale would turn every activation into garbage.
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(wrong(&t, "a positive finite input scale"));
+                }
+                Some(s)
+            }
+            None => None,
+        };
         Ok(Linear {
             weight: load_weights(file, prefix, n, k)?,
             bias: load_vector(file, &name(&[prefix, names::BIAS]), n)?,
             n,
             k,
+            input_scale,
         })
     }
 
     /// `out = x W^T + b` for the `m` rows of `x`. In int8 precision `xq`/`xs` (at least `m` rows)
-    /// receive the quantized rows of `x`, unless `prequantized` says they already hold them.
+    /// receive the quantized rows of `x`, unless `prequantized` says they already hold them (with
+    /// this layer's input scale). Float weights (f32, f16) always take the f32 activations.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -132,7 +150,16 @@ impl<'a> Linear<'a> {
             (Precision::Int8, Weights::I8(w)) => {
                 let (xq, xs) = (&mut xq[..m * k], &mut xs[..m]);
                 if !prequantized {
-                    (kernels.quantize_rows)(&x[..m * k], k, xq, xs);
+                    match self.input_scale {
+                        Some(scale) => crate::kernels::reference::quantize_rows_static(
+                            &x[..m * k],
+                            scale,
+                            kernels.unsigned_activations,
+                            xq,
+                            xs,
+                        ),
+                        None => (kernels.quantize_rows)(&x[..m * k], k, xq, xs),
+                    }
                 }
                 let p = GemmI8 {
                     m,
@@ -219,6 +246,11 @@ impl<'a> Embedding<'a> {
             Weights::F32(t) => {
                 for (o, &v) in out.iter_mut().zip(&t[row * d..(row + 1) * d]) {
                     *o += v;
+                }
+            }
+            Weights::F16(t) => {
+                for (o, &v) in out.iter_mut().zip(&t[row * d..(row + 1) * d]) {
+                    *o += half::f16::from_bits(v).to_f32();
                 }
             }
         }
@@ -386,6 +418,21 @@ impl<'a> Encoder<'a> {
         input: impl Fn(usize) -> (u32, u32),
         s: &mut Scratch<'_>,
     ) {
+        self.forward_observed(exec, seq, input, s, None);
+    }
+
+    /// [`Encoder::forward`] that shows `observe(layer, linear, x)` the input `x` (`[seq, k]`) of
+    /// every Linear, `linear` indexing [`names::LAYER_LINEARS`] (0 stands for query, key and
+    /// value, which share their input). For activation calibration; called between the parallel
+    /// steps, on the calling thread.
+    pub fn forward_observed(
+        &self,
+        exec: &Exec<'_>,
+        seq: usize,
+        input: impl Fn(usize) -> (u32, u32),
+        s: &mut Scratch<'_>,
+        mut observe: Option<&mut Observer<'_>>,
+    ) {
         let c = &self.config;
         let h = c.hidden_size as usize;
         let e = &self.embeddings;
@@ -398,8 +445,11 @@ impl<'a> Encoder<'a> {
             e.position.add_row(t, row);
         }
         e.layer_norm.forward(exec.kernels, hidden, None);
-        for layer in &self.layers {
-            self.layer_forward(layer, exec, seq, s);
+        for (i, layer) in self.layers.iter().enumerate() {
+            match observe.as_mut() {
+                Some(f) => self.layer_forward(layer, exec, seq, s, &mut |j, x| f(i, j, x)),
+                None => self.layer_forward(layer, exec, seq, s, &mut |_, _| {}),
+            }
         }
     }
 
@@ -416,7 +466,14 @@ impl<'a> Encoder<'a> {
     /// One `BertLayer`, in five parallel steps; between steps every part waits for the others.
     /// Row-local work (quantization, residual + LayerNorm, GELU) is fused into the step that
     /// produces its rows; attention is split by heads.
-    fn layer_forward(&self, l: &Layer<'_>, exec: &Exec<'_>, seq: usize, s: &mut Scratch<'_>) {
+    fn layer_forward(
+        &self,
+        l: &Layer<'_>,
+        exec: &Exec<'_>,
+        seq: usize,
+        s: &mut Scratch<'_>,
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) {
         let c = &self.config;
         let (h, inter) = (c.hidden_size as usize, c.intermediate_size as usize);
         let (kernels, precision, par) = (exec.kernels, exec.precision, exec.par);
@@ -451,14 +508,23 @@ impl<'a> Encoder<'a> {
                     act_scales.range(r.clone()),
                 )
             };
-            let mut quantized = false;
+            // The input scale `xq` holds the hidden states quantized with, once it holds them
+            // (`Some(None)`: dynamic); a layer with the same scale reuses them.
+            let mut quantized: Option<Option<f32>> = None;
             for (lin, out) in [(&l.query, q), (&l.key, k), (&l.value, v)] {
                 // SAFETY: as above.
                 let out = unsafe { out.range(r.start * h..r.end * h) };
-                lin.forward(kernels, precision, x, m, xq, xs, quantized, out);
-                quantized = precision == Precision::Int8 && matches!(lin.weight, Weights::I8(_));
+                let reuse = quantized == Some(lin.input_scale);
+                lin.forward(kernels, precision, x, m, xq, xs, reuse, out);
+                if precision == Precision::Int8 && matches!(lin.weight, Weights::I8(_)) {
+                    quantized = Some(lin.input_scale);
+                }
             }
         });
+
+        // SAFETY: between steps no job runs, so nothing writes `hidden` while it is observed
+        // (likewise for the observations below).
+        observe(0, unsafe { &*hidden.range(0..seq * h) });
 
         // 2. Attention, split by heads; each part has its own scores buffer.
         {
@@ -513,6 +579,8 @@ impl<'a> Encoder<'a> {
                 .forward(kernels, precision, x, r.len(), xq, xs, false, out);
             l.attention_norm.forward(kernels, hid, Some(out));
         });
+        // SAFETY: as above; `ctx` (attention output input) is intact until the next layer.
+        observe(3, unsafe { &*ctx.range(0..seq * h) });
 
         // 4. Intermediate projection and activation (row-local).
         par.for_each(&|part, parts| {
@@ -533,6 +601,8 @@ impl<'a> Encoder<'a> {
                 .forward(kernels, precision, x, r.len(), xq, xs, false, out);
             (kernels.activate)(c.activation, out);
         });
+        // SAFETY: as above; `hidden` is written again only in step 5.
+        observe(4, unsafe { &*hidden.range(0..seq * h) });
 
         // 5. Output projection, residual, LayerNorm (row-local).
         par.for_each(&|part, parts| {
@@ -554,8 +624,14 @@ impl<'a> Encoder<'a> {
                 .forward(kernels, precision, x, r.len(), xq, xs, false, out);
             l.output_norm.forward(kernels, hid, Some(out));
         });
+        // SAFETY: as above.
+        observe(5, unsafe { &*ffn.range(0..seq * inter) });
     }
 }
+
+/// `observe(layer, linear, x)`: sees the input of a layer's Linear (see
+/// [`Encoder::forward_observed`]).
+pub type Observer<'f> = dyn FnMut(usize, usize, &[f32]) + 'f;
 
 /// Rows per parallel block: a multiple of every int8 kernel's row tile.
 const ROW_BLOCK: usize = 8;

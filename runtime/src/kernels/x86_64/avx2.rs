@@ -16,7 +16,7 @@ pub static AVX2: Kernels = Kernels {
     unsigned_activations: false,
     quantize_rows: ops::quantize_rows_signed,
     gemm_i8,
-    gemm_f32: reference::gemm_f32,
+    gemm_f32: ops::gemm_f32,
     softmax: ops::softmax,
     activate: ops::activate,
     attention: ops::attention,

@@ -22,7 +22,7 @@ pub(super) const TABLE: Kernels = Kernels {
     unsigned_activations: true,
     quantize_rows,
     gemm_i8,
-    gemm_f32: reference::gemm_f32,
+    gemm_f32: ops::gemm_f32,
     softmax: ops::softmax,
     activate: ops::activate,
     attention: ops::attention,

@@ -1,7 +1,8 @@
 //! x86-64 kernel tables: AVX2, AVX-512 VNNI, and AMX (AVX-512 VNNI with AMX tile GEMMs).
 
 /// Compiles the portable vector kernels ([`super::vector`]) for a table's target features:
-/// defines `softmax`, `activate`, `attention`, `add_layer_norm` and `quantize_rows_signed`.
+/// defines `softmax`, `activate`, `attention`, `add_layer_norm`, `gemm_f32` and
+/// `quantize_rows_signed`.
 /// Only expand it in a module whose table is selected solely when those features are present.
 macro_rules! vector_ops {
     ($features:literal, $gemm_nn:path) => {
@@ -74,6 +75,20 @@ macro_rules! vector_ops {
             ) {
                 // SAFETY: the table using this is only selected when its features are present.
                 unsafe { add_layer_norm_impl(x, residual, gamma, beta, eps) }
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn gemm_f32_impl(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
+                crate::kernels::reference::gemm_f32_inline(p, out)
+            }
+            fn gemm_f32_portable(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
+                // SAFETY: the table using this is only selected when its features are present.
+                unsafe { gemm_f32_impl(p, out) }
+            }
+            /// f32 / f16 weights: the FMA kernel when the CPU also has F16C; int8 weights (the
+            /// reference precision) and CPUs without it: the portable code.
+            pub fn gemm_f32(p: &crate::kernels::GemmF32<'_>, out: &mut [f32]) {
+                crate::kernels::x86_64::f32gemm::gemm_f32_fma(p, out, gemm_f32_portable)
             }
 
             #[target_feature(enable = $features)]
