@@ -171,7 +171,7 @@ pub fn attention(
 ) {
     let (seq, d) = (a.seq, a.head_dim);
     let h = a.heads * d;
-    let scale = 1.0 / libm::sqrtf(d as f32);
+    let scale = 1.0 / sqrt(d as f32);
     let scores = &mut scores[..seq * seq];
     for head in heads {
         let off = head * d;
@@ -461,11 +461,22 @@ pub fn add_layer_norm(
             .map(|&v| (v - mean) * (v - mean))
             .sum();
         let var = (lanes.iter().sum::<f32>() + tail) / n as f32;
-        let inv = 1.0 / libm::sqrtf(var + eps);
+        let inv = 1.0 / sqrt(var + eps);
         for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
             *v = madd((*v - mean) * inv, g, b);
         }
     }
+}
+
+/// Square root in the caller's target features: with std, `f32::sqrt` is `llvm.sqrt` (one
+/// `vsqrtss` in AVX code). libm's x86 `sqrtf` is a legacy-SSE `sqrtss` in inline assembly, which
+/// in AVX-512 code paid an SSE/AVX transition on every LayerNorm row (a third of its time).
+#[inline(always)]
+fn sqrt(x: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return x.sqrt();
+    #[cfg(not(feature = "std"))]
+    return libm::sqrtf(x);
 }
 
 #[inline(always)]
