@@ -103,13 +103,15 @@ pub fn softmax(x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
     }
     // The tail through one padded 16-lane block, so it vectorises too (exp(-inf - max) = 0).
     let tail = chunks.into_remainder();
-    let mut block = [f32::NEG_INFINITY; 16];
-    block[..tail.len()].copy_from_slice(tail);
-    for l in 0..16 {
-        block[l] = exp(block[l] - max, madd);
-        sums[l] += block[l];
+    if !tail.is_empty() {
+        let mut block = [f32::NEG_INFINITY; 16];
+        block[..tail.len()].copy_from_slice(tail);
+        for l in 0..16 {
+            block[l] = exp(block[l] - max, madd);
+            sums[l] += block[l];
+        }
+        tail.copy_from_slice(&block[..tail.len()]);
     }
-    tail.copy_from_slice(&block[..tail.len()]);
     let sum = sums.iter().sum::<f32>();
     let inv = 1.0 / sum;
     for v in x.iter_mut() {
@@ -178,9 +180,11 @@ pub fn attention(
         // SAFETY: head `head` belongs to this part only, and its rows of `kt` are disjoint from
         // every other head's.
         let kt = unsafe { a.kt.range(off * seq..(off + d) * seq) };
-        for (j, row) in a.k[..seq * h].chunks_exact(h).enumerate() {
-            for (t, &v) in row[off..off + d].iter().enumerate() {
-                kt[t * seq + j] = v;
+        // Row by row of K_h^T: contiguous stores, strided loads (gathers where the ISA has them).
+        let k_head = &a.k[off..(seq - 1) * h + off + d];
+        for (t, kt_row) in kt.chunks_exact_mut(seq).enumerate() {
+            for (dst, k_row) in kt_row.iter_mut().zip(k_head[t..].iter().step_by(h)) {
+                *dst = *k_row;
             }
         }
         // scores = scale * Q_h K_h^T
