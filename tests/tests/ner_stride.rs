@@ -6,7 +6,7 @@
 use bertq_quantize::WeightPrecision;
 use bertq_runtime::{Aggregation, Model, Precision, RunError, RunOptions, Session, TaskOutput};
 use bertq_tests::random_bert::{write_hf_dir_with_vocab, RandomConfig, RandomHead};
-use bertq_tests::{cache_dir, convert, default_model, read_fixture};
+use bertq_tests::{convert, default_model, rampart_dir, read_fixture};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -162,7 +162,8 @@ fn random_models_match_the_pipeline_with_stride() {
 #[test]
 fn rampart_fp32_matches_the_pipeline_with_stride() {
     let fixture: Fixture = read_fixture("ner_stride.json");
-    let bytes = convert(&cache_dir().join("rampart-fp32"), WeightPrecision::F32);
+    // The package's own model, dequantized exactly by the ONNX importer (no Python step).
+    let bytes = convert(&rampart_dir(), WeightPrecision::F32);
     let model = Model::load(&bytes).unwrap();
     let mut entities = 0;
     for case in &cases(&fixture.rampart.texts) {
