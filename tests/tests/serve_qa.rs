@@ -69,6 +69,10 @@ fn mark_server_thread() {
     SERVER_THREAD.with(|c| c.set(true));
 }
 
+/// The allocation counter is global: the two servers of this file must not run at once, or one
+/// test's server start-up is counted in the other's measurement.
+static ONE_SERVER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const T: Duration = Duration::from_secs(30);
 const MAX_SEQ: usize = 48;
 
@@ -111,6 +115,9 @@ fn expected(model: &Model<'_>, q: &str, c: &str, o: &AnswerOptions) -> String {
 
 #[test]
 fn answers_over_serve_equal_bertq_run_and_allocate_nothing() {
+    let _serial = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let fixture: Fixture = read_fixture("question_answering.json");
     let m = &fixture.models[0];
     let dir = tempfile::tempdir().unwrap();
@@ -230,6 +237,9 @@ struct MlmCase {
 #[test]
 fn fill_mask_over_serve_equals_bertq_run_and_allocates_nothing() {
     use bertq_protocol::InferOptions;
+    let _serial = ONE_SERVER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let fixture: MlmFixture = read_fixture("fill_mask.json");
     let m = &fixture.models[0];
     let dir = tempfile::tempdir().unwrap();

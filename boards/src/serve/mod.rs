@@ -572,14 +572,16 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         // Link threads for socket connections.
         for i in 0..cfg.max_connections {
             let (pool, shared, env, handoff, metrics) = (&pool, &shared, &env, &handoff, &metrics);
+            // The link's buffers are allocated here, before serving starts, not in the thread
+            // (which may be scheduled late, while the first requests are already served).
+            let mut rx = vec![0u8; cfg.max_frame].into_boxed_slice();
+            let mut tx = vec![0u8; max_reply].into_boxed_slice();
             let spawned = std::thread::Builder::new()
                 .name(format!("bertq-link-{i}"))
                 .spawn_scoped(s, move || {
                     if let Some(f) = cfg.on_thread_start {
                         f();
                     }
-                    let mut rx = vec![0u8; cfg.max_frame].into_boxed_slice();
-                    let mut tx = vec![0u8; max_reply].into_boxed_slice();
                     let mut backend = PoolBackend {
                         pool,
                         slot: i,
@@ -635,14 +637,14 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             }
             let (pool, shared, env, metrics) = (&pool, &shared, &env, &metrics);
             let slot = cfg.max_connections + k;
+            let mut rx = vec![0u8; cfg.max_frame].into_boxed_slice();
+            let mut tx = vec![0u8; max_reply].into_boxed_slice();
             let spawned = std::thread::Builder::new()
                 .name(format!("bertq-serial-{k}"))
                 .spawn_scoped(s, move || {
                     if let Some(f) = cfg.on_thread_start {
                         f();
                     }
-                    let mut rx = vec![0u8; cfg.max_frame].into_boxed_slice();
-                    let mut tx = vec![0u8; max_reply].into_boxed_slice();
                     let mut backend = PoolBackend {
                         pool,
                         slot,
