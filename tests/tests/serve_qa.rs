@@ -74,6 +74,55 @@ fn mark_server_thread() {
 static ONE_SERVER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const T: Duration = Duration::from_secs(30);
+
+/// `bertq serve` on a Unix socket in a temporary directory, one worker, its threads counted.
+struct TestServer {
+    sock: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    control: Arc<Control>,
+    thread: std::thread::JoinHandle<Result<serve::Summary, String>>,
+}
+
+impl TestServer {
+    fn start(model: &'static Model<'static>, max_seq: usize) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("bertq.sock");
+        let mut cfg = ServeConfig::new(bertq_runtime::kernels::select());
+        cfg.unix = vec![sock.clone()];
+        cfg.workers = 1;
+        cfg.max_seq = Some(max_seq);
+        cfg.on_thread_start = Some(mark_server_thread);
+        let control = Arc::new(Control::new().unwrap());
+        let thread = {
+            let control = control.clone();
+            std::thread::spawn(move || {
+                mark_server_thread();
+                serve::run(model, &cfg, &control)
+            })
+        };
+        assert!(control.wait_ready(Duration::from_secs(60)), "server ready");
+        TestServer {
+            sock,
+            _dir: dir,
+            control,
+            thread,
+        }
+    }
+
+    fn stop(self) -> serve::Summary {
+        self.control.stop();
+        self.thread.join().unwrap().unwrap()
+    }
+}
+
+/// Runs `round` twice (the first warms up) and returns the allocations on server threads
+/// during the second.
+fn allocations_in_second_round(round: impl Fn()) -> usize {
+    round();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    round();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
 const MAX_SEQ: usize = 48;
 
 #[derive(Deserialize)]
@@ -147,24 +196,10 @@ fn answers_over_serve_equal_bertq_run_and_allocate_nothing() {
         .map(|(c, o)| (c, o, expected(model, &c.question, &c.context, &o)))
         .collect();
 
-    let sock_dir = tempfile::tempdir().unwrap();
-    let sock = sock_dir.path().join("qa.sock");
-    let mut cfg = ServeConfig::new(bertq_runtime::kernels::select());
-    cfg.unix = vec![sock.clone()];
-    cfg.workers = 1;
-    cfg.max_seq = Some(MAX_SEQ);
-    cfg.on_thread_start = Some(mark_server_thread);
-    let control = Arc::new(Control::new().unwrap());
-    let server = {
-        let control = control.clone();
-        std::thread::spawn(move || {
-            mark_server_thread();
-            serve::run(model, &cfg, &control)
-        })
-    };
-    assert!(control.wait_ready(Duration::from_secs(60)), "server ready");
+    let server = TestServer::start(model, MAX_SEQ);
+    let sock = &server.sock;
     let round = || {
-        let mut client = Client::connect_unix(&sock, T).unwrap();
+        let mut client = Client::connect_unix(sock, T).unwrap();
         for (case, o, want) in &cases {
             let got = client
                 .answer(&case.question, &case.context, *o)
@@ -178,7 +213,7 @@ fn answers_over_serve_equal_bertq_run_and_allocate_nothing() {
         };
         let e = client.answer("who", "the city", bad).unwrap().unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
-        let s = UnixStream::connect(&sock).unwrap();
+        let s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(T)).unwrap();
         let mut lines = BufReader::new(s.try_clone().unwrap());
         for (i, (case, o, want)) in cases.iter().enumerate() {
@@ -201,12 +236,8 @@ fn answers_over_serve_equal_bertq_run_and_allocate_nothing() {
             assert_eq!(v["result"], want, "JSON answer to {:?}", case.question);
         }
     };
-    round();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    round();
-    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
-    control.stop();
-    let summary = server.join().unwrap().unwrap();
+    let during = allocations_in_second_round(round);
+    let summary = server.stop();
     assert!(
         summary.inferences as usize >= 4 * cases.len(),
         "{summary:?}"
@@ -282,24 +313,10 @@ fn fill_mask_over_serve_equals_bertq_run_and_allocates_nothing() {
         .flat_map(|c| [1u16, 5].map(|k| (c.text.as_str(), k, expected(&c.text, k as usize))))
         .collect();
 
-    let sock_dir = tempfile::tempdir().unwrap();
-    let sock = sock_dir.path().join("mlm.sock");
-    let mut cfg = ServeConfig::new(bertq_runtime::kernels::select());
-    cfg.unix = vec![sock.clone()];
-    cfg.workers = 1;
-    cfg.max_seq = Some(32);
-    cfg.on_thread_start = Some(mark_server_thread);
-    let control = Arc::new(Control::new().unwrap());
-    let server = {
-        let control = control.clone();
-        std::thread::spawn(move || {
-            mark_server_thread();
-            serve::run(model, &cfg, &control)
-        })
-    };
-    assert!(control.wait_ready(Duration::from_secs(60)), "server ready");
+    let server = TestServer::start(model, 32);
+    let sock = &server.sock;
     let round = || {
-        let mut client = Client::connect_unix(&sock, T).unwrap();
+        let mut client = Client::connect_unix(sock, T).unwrap();
         for (text, top_k, want) in &cases {
             let o = InferOptions {
                 top_k: *top_k,
@@ -313,7 +330,7 @@ fn fill_mask_over_serve_equals_bertq_run_and_allocates_nothing() {
             .unwrap()
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
-        let s = UnixStream::connect(&sock).unwrap();
+        let s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(T)).unwrap();
         let mut lines = BufReader::new(s.try_clone().unwrap());
         for (i, (text, top_k, want)) in cases.iter().enumerate() {
@@ -326,12 +343,8 @@ fn fill_mask_over_serve_equals_bertq_run_and_allocates_nothing() {
             assert_eq!(v["result"], want, "JSON fill-mask reply for {text:?}");
         }
     };
-    round();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    round();
-    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
-    control.stop();
-    server.join().unwrap().unwrap();
+    let during = allocations_in_second_round(round);
+    server.stop();
     assert_eq!(
         during, 0,
         "allocations on server threads while filling masks"
