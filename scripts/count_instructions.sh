@@ -12,16 +12,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 m=${1:-32} n=${2:-384} k=${3:-384} iters=${4:-1}
-for tool in /usr/bin/rustc aarch64-linux-gnu-gcc qemu-aarch64-static; do
-    command -v "$tool" >/dev/null || {
-        echo "count_instructions: $tool missing; run sudo scripts/install_aarch64_toolchain.sh" >&2
-        exit 2
-    }
-done
-
-export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
+# shellcheck source=scripts/qemu_count.sh
+. scripts/qemu_count.sh
 if ! log=$(CARGO_TARGET_DIR=target/aarch64 cargo build -p bertq-runtime --example gemm_count \
     --release --target aarch64-unknown-linux-gnu 2>&1); then
     echo "$log" >&2
@@ -29,12 +21,8 @@ if ! log=$(CARGO_TARGET_DIR=target/aarch64 cargo build -p bertq-runtime --exampl
 fi
 bin=target/aarch64/aarch64-unknown-linux-gnu/release/examples/gemm_count
 
-# qemu 7.2 (Debian 12) spells it -singlestep, qemu >= 8.1 -one-insn-per-tb.
-if qemu-aarch64-static -h | grep -q -- '-one-insn-per-tb'; then step=-one-insn-per-tb; else step=-singlestep; fi
-
 count() { # cpu table iterations [gemm] -> executed instructions
-    qemu-aarch64-static -cpu "$1" "$step" -d nochain,exec -D /dev/stderr "$bin" "$2" "$m" "$n" "$k" "$3" ${4:-} \
-        2>&1 >/dev/null | grep -c '^Trace'
+    executed_instructions "$1" "$bin" "$2" "$m" "$n" "$k" "$3" ${4:-}
 }
 per_call() { # cpu table [gemm] -> instructions per call
     local c1 c2
@@ -42,7 +30,6 @@ per_call() { # cpu table [gemm] -> instructions per call
     c2=$(count "$1" "$2" $((2 * iters)) ${3:-})
     echo $(((c2 - c1) / iters))
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 macs=$((m * n * k))
 echo "m=$m n=$n k=$k: $macs MACs per call"

@@ -14,17 +14,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 m=${1:-32} n=${2:-384} k=${3:-384} iters=${4:-1}
-for tool in /usr/bin/rustc aarch64-linux-gnu-gcc qemu-aarch64-static; do
-    command -v "$tool" >/dev/null || {
-        echo "count_instructions_tract: $tool missing; run sudo scripts/install_aarch64_toolchain.sh" >&2
-        exit 2
-    }
-done
-
-export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+# shellcheck source=scripts/qemu_count.sh
+. scripts/qemu_count.sh
 if ! log=$(cargo build --release --manifest-path tools/tract-count/Cargo.toml \
     --target aarch64-unknown-linux-gnu 2>&1); then
     echo "$log" >&2
@@ -32,11 +23,8 @@ if ! log=$(cargo build --release --manifest-path tools/tract-count/Cargo.toml \
 fi
 bin=tools/tract-count/target/aarch64-unknown-linux-gnu/release/tract-count
 
-if qemu-aarch64-static -h | grep -q -- '-one-insn-per-tb'; then step=-one-insn-per-tb; else step=-singlestep; fi
-
 count() { # cpu iterations -> executed instructions
-    qemu-aarch64-static -cpu "$1" "$step" -d nochain,exec -D /dev/stderr "$bin" "$m" "$n" "$k" "$2" \
-        2>&1 >/dev/null | grep -c '^Trace'
+    executed_instructions "$1" "$bin" "$m" "$n" "$k" "$2"
 }
 kernel() { # cpu -> the matrix-multiply kernel tract chose
     qemu-aarch64-static -cpu "$1" "$bin" "$m" "$n" "$k" 1 2>&1 >/dev/null |
@@ -51,7 +39,7 @@ for cpu in ${CPUS:-cortex-a72 cortex-a76}; do
     c2=$(count "$cpu" $((2 * iters)))
     per=$(((c2 - c1) / iters))
     printf '%-11s %-26s %16d %12s\n' "$cpu" "$(kernel "$cpu")" "$per" \
-        "$(awk -v a="$macs" -v b="$per" 'BEGIN { printf "%.2f", a / b }')"
+        "$(ratio "$macs" "$per")"
 done
 echo "(instr/run: one plan run = activation packing + int8 kernel, i32 output; compare with the"
 echo " 'gemm only' column of scripts/count_instructions.sh)"

@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests: where the fixtures and the fetched model packages are.
+pub mod counting_alloc;
 pub mod random_bert;
 
 use std::path::PathBuf;

@@ -13,61 +13,17 @@ use bertq_protocol::{AnswerOptions, ErrorCode};
 use bertq_quantize::WeightPrecision;
 use bertq_runtime::heads::json;
 use bertq_runtime::{Model, ModelBytes, QaOptions, Session, TaskOutput};
+use bertq_tests::counting_alloc::{allocations, count_this_thread, CountingAllocator};
 use bertq_tests::random_bert::{write_hf_dir_with_vocab, RandomConfig, RandomHead};
 use bertq_tests::{convert, read_fixture};
 use serde::Deserialize;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static SERVER_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note_allocation() {
-    if SERVER_THREAD.try_with(|c| c.get()).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; counting has no effect on the
-// memory handed out.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-fn mark_server_thread() {
-    SERVER_THREAD.with(|c| c.set(true));
-}
 
 /// The allocation counter is global: the two servers of this file must not run at once, or one
 /// test's server start-up is counted in the other's measurement.
@@ -91,12 +47,12 @@ impl TestServer {
         cfg.unix = vec![sock.clone()];
         cfg.workers = 1;
         cfg.max_seq = Some(max_seq);
-        cfg.on_thread_start = Some(mark_server_thread);
+        cfg.on_thread_start = Some(count_this_thread);
         let control = Arc::new(Control::new().unwrap());
         let thread = {
             let control = control.clone();
             std::thread::spawn(move || {
-                mark_server_thread();
+                count_this_thread();
                 serve::run(model, &cfg, &control)
             })
         };
@@ -119,9 +75,9 @@ impl TestServer {
 /// during the second.
 fn allocations_in_second_round(round: impl Fn()) -> usize {
     round();
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     round();
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    allocations() - before
 }
 const MAX_SEQ: usize = 48;
 
