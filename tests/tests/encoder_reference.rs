@@ -4,35 +4,15 @@
 
 use bertq_quantize::WeightPrecision;
 use bertq_runtime::{Model, Precision, Session, TaskOutput};
-use bertq_tests::random_bert::{write_hf_dir, RandomConfig};
+use bertq_tests::random_bert::{write_hf_dir, RandomModels};
 use bertq_tests::{convert, cosine, max_abs_diff, minilm_dir, read_fixture};
 use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct RandomFixture {
-    models: Vec<RandomModel>,
-}
-
-#[derive(Deserialize)]
-struct RandomModel {
-    name: String,
-    seed: u64,
-    config: RandomConfig,
-    inputs: Vec<RandomInput>,
-}
-
-#[derive(Deserialize)]
-struct RandomInput {
-    input_ids: Vec<u32>,
-    token_type_ids: Vec<u32>,
-    last_hidden_state: Vec<Vec<f32>>,
-}
 
 const F32_TOLERANCE: f32 = 1e-4;
 
 #[test]
 fn random_models_f32_path_matches_transformers() {
-    let fixture: RandomFixture = read_fixture("random_models.json");
+    let fixture: RandomModels = read_fixture("random_models.json");
     assert!(fixture.models.len() >= 5);
     for m in &fixture.models {
         let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,8 @@ use bertq_runtime::kernels::reference::quantize_value;
 use bertq_runtime::kernels::{self, pack, Layout, PackedI8, Weights};
 use bertq_runtime::model::bert::Linear;
 use bertq_runtime::{LoadError, Model, ModelBytes, Precision, Session};
-use bertq_tests::random_bert::{write_hf_dir, RandomConfig};
+use bertq_tests::random_bert::{write_hf_dir, RandomConfig, RandomModels};
 use bertq_tests::{convert, max_abs_diff, read_fixture};
-use serde::Deserialize;
 
 struct Lcg(u64);
 impl Lcg {
@@ -272,29 +271,9 @@ fn kept_layers_compute_exactly_the_f32_reference_path() {
     }
 }
 
-#[derive(Deserialize)]
-struct RandomFixture {
-    models: Vec<RandomModel>,
-}
-
-#[derive(Deserialize)]
-struct RandomModel {
-    name: String,
-    seed: u64,
-    config: RandomConfig,
-    inputs: Vec<RandomInput>,
-}
-
-#[derive(Deserialize)]
-struct RandomInput {
-    input_ids: Vec<u32>,
-    token_type_ids: Vec<u32>,
-    last_hidden_state: Vec<Vec<f32>>,
-}
-
 #[test]
 fn mixed_models_track_transformers_closer_than_int8() {
-    let fixture: RandomFixture = read_fixture("random_models.json");
+    let fixture: RandomModels = read_fixture("random_models.json");
     for m in fixture.models.iter().take(3) {
         let dir = tempfile::tempdir().unwrap();
         write_hf_dir(dir.path(), &m.config, m.seed);
