@@ -4,13 +4,13 @@
 
 mod common;
 
-use bertq_boards::serve::io::NbSerial;
-use bertq_boards::serve::link::{self, Env, Format, LinkConfig, LinkEnd, Shared};
-use bertq_boards::serve::metrics::Metrics;
-use bertq_boards::serve::reply::{Out, ServerInfo};
-use bertq_boards::serve::worker::DirectBackend;
 use bertq_protocol::{decode_frame, decode_response, Accumulator, ErrorCode, Item, ResponseBody};
 use bertq_runtime::{Model, ModelBytes, Session};
+use bertq_server::backend::DirectBackend;
+use bertq_server::link::{self, Env, Format, LinkConfig, LinkEnd, Shared};
+use bertq_server::metrics::Metrics;
+use bertq_server::nb_serial::NbSerial;
+use bertq_server::reply::{Out, ServerInfo};
 use common::*;
 use embedded_hal_nb::nb;
 use embedded_hal_nb::serial::{self, ErrorKind};

@@ -22,14 +22,13 @@
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 pub mod io;
-pub mod jsonl;
-pub mod link;
-pub mod metrics;
-pub mod reply;
 pub mod serial;
 pub mod tcp;
 pub mod unix;
 pub mod worker;
+
+// The protocol loop and its parts are the no_std crate shared with the firmware.
+pub use bertq_server::{backend, jsonl, link, metrics, reply};
 
 use bertq_protocol::{Accumulator, DEFAULT_MAX_FRAME};
 use bertq_runtime::kernels::Kernels;
@@ -541,7 +540,8 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                         }
                     };
                     session.set_kernels(cfg.kernels);
-                    let warm = worker::warm_up(&mut session);
+                    let warm = bertq_server::backend::warm_up(&mut session)
+                        .map_err(|e| format!("warm-up: {e}"));
                     let failed = warm.is_err();
                     let _ = init_tx.send(warm);
                     if !failed {

@@ -6,12 +6,14 @@
 //! through a [`Backend`]: the worker pool on Linux, a session of its own on bare metal. It
 //! allocates nothing: its buffers are lent by the caller.
 
-use super::jsonl::{self, Kind, RawId};
-use super::metrics::Metrics;
-use super::reply::{self, Failure, Gauges, Out, ReplyTo, ServerInfo};
+use crate::jsonl;
+use crate::metrics::Metrics;
+use crate::reply::{self, Failure, Gauges, Out, ServerInfo};
+pub use crate::request::{InferJob, JobExtra};
+use crate::request::{Kind, RawId, ReplyTo};
 use bertq_protocol::{
-    decode_frame, decode_request, Accumulator, AnswerOptions, ErrorCode, HealthReply, InferOptions,
-    Item, MessageKind, RequestBody,
+    decode_frame, decode_request, Accumulator, ErrorCode, HealthReply, InferOptions, Item,
+    MessageKind, RequestBody,
 };
 use bertq_runtime::Model;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -22,31 +24,6 @@ pub trait Env {
     fn now_us(&self) -> u64;
     /// The server is shutting down: finish the current request and return.
     fn stopping(&self) -> bool;
-}
-
-/// One inference to run.
-#[derive(Debug)]
-pub struct InferJob<'a> {
-    pub to: ReplyTo,
-    /// The text (the context, for a question).
-    pub text: &'a str,
-    pub options: InferOptions,
-    pub extra: JobExtra<'a>,
-}
-
-/// What an inference needs beyond a text and its options.
-#[derive(Debug, Clone, Copy, Default)]
-pub enum JobExtra<'a> {
-    /// A text in one window (truncated or rejected when longer).
-    #[default]
-    None,
-    /// Token classification of the whole text in windows sharing this many tokens.
-    Stride(u16),
-    /// Question answering about `text`.
-    Answer {
-        question: &'a str,
-        options: AnswerOptions,
-    },
 }
 
 /// Runs inferences and writes their replies.

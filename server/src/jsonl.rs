@@ -19,62 +19,11 @@
 //!
 //! Unknown fields are ignored.
 
-use super::link::JobExtra;
+use crate::request::JobExtra;
+pub use crate::request::{Kind, RawId};
 use bertq_protocol::{Aggregation, AnswerOptions, ErrorCode, InferOptions};
 
-/// The longest `id` accepted, in bytes of JSON.
-pub const MAX_ID_LEN: usize = 64;
-
-/// The `id` of a request as it appeared (a JSON number or string), to echo verbatim.
-#[derive(Clone, Copy)]
-pub struct RawId {
-    buf: [u8; MAX_ID_LEN],
-    len: u8,
-}
-
-impl RawId {
-    pub const NULL: RawId = RawId::from_static(b"null");
-
-    const fn from_static(s: &[u8]) -> RawId {
-        let mut buf = [0u8; MAX_ID_LEN];
-        let mut i = 0;
-        while i < s.len() {
-            buf[i] = s[i];
-            i += 1;
-        }
-        RawId {
-            buf,
-            len: s.len() as u8,
-        }
-    }
-
-    /// `raw` must be valid JSON (checked by the parser); `None` if it is too long.
-    fn new(raw: &[u8]) -> Option<RawId> {
-        let mut id = RawId::NULL;
-        id.buf.get_mut(..raw.len())?.copy_from_slice(raw);
-        id.len = raw.len() as u8;
-        Some(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Copied from a line that was checked to be UTF-8, whole tokens only.
-        core::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("null")
-    }
-}
-
-impl core::fmt::Debug for RawId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Infer,
-    Info,
-    Health,
-    Metrics,
-}
+pub use crate::request::MAX_ID_LEN;
 
 #[derive(Debug)]
 pub struct JsonRequest<'a> {
@@ -545,6 +494,8 @@ fn unescape_in_place(s: &mut [u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
+    use std::string::{String, ToString};
 
     fn ok(line: &str) -> (String, Kind, String, InferOptions) {
         let mut buf = line.as_bytes().to_vec();

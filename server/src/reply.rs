@@ -1,7 +1,7 @@
 //! Writing replies into fixed buffers, as binary frames or JSON lines, without allocating.
 
-use super::jsonl::RawId;
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
+pub use crate::request::ReplyTo;
 use bertq_protocol::{
     encode_frame, Aggregation, Answer, Entity, ErrorCode, ErrorCount, ErrorReply, HealthReply,
     InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate, MetricsReply, Response,
@@ -86,13 +86,6 @@ impl Failure {
             "the reply is larger than the server's reply buffer",
         )
     }
-}
-
-/// Where a reply goes and in which form.
-#[derive(Debug, Clone, Copy)]
-pub enum ReplyTo {
-    Binary(u32),
-    Json(RawId),
 }
 
 /// The largest reply any request can produce for this model, text length and sequence length

@@ -116,7 +116,7 @@ pub fn quantile_of(counts: &[u64], q: f64) -> u64 {
         return 0;
     }
     // The rank of the quantile, 1-based: the smallest value with at least q * total at or below.
-    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let rank = (libm::ceil(q.clamp(0.0, 1.0) * total as f64) as u64).max(1);
     let mut seen = 0;
     for (i, &c) in counts.iter().enumerate() {
         seen += c;
