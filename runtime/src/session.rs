@@ -68,6 +68,22 @@ impl MemorySizes {
         }
     }
 
+    /// The bytes [`SessionMemory::from_bytes`] needs for these sizes in a block that starts on
+    /// any 4-byte boundary (every buffer's alignment; the padding between them is at most 3
+    /// bytes each). `None` on overflow.
+    pub fn bytes_in_block(&self) -> Option<usize> {
+        let parts = [
+            self.f32s.checked_mul(4)?,
+            self.tokens.checked_mul(core::mem::size_of::<Token>())?,
+            self.entities.checked_mul(core::mem::size_of::<Entity>())?,
+            self.indices.checked_mul(4)?,
+            self.i8s,
+        ];
+        parts
+            .iter()
+            .try_fold(0usize, |sum, &p| sum.checked_add(p)?.checked_add(3))
+    }
+
     /// Total bytes.
     pub fn bytes(&self) -> usize {
         self.tokens * core::mem::size_of::<Token>()
@@ -88,7 +104,29 @@ pub struct SessionMemory<'m> {
     pub indices: &'m mut [u32],
 }
 
-impl SessionMemory<'_> {
+impl<'m> SessionMemory<'m> {
+    /// Carves the five buffers out of one block of bytes (a static arena on bare metal, memory
+    /// handed over through the C API), each aligned for its type. `None` if the block is too
+    /// small for `sizes` (see [`MemorySizes::bytes_in_block`]).
+    pub fn from_bytes(block: &'m mut [u8], sizes: &MemorySizes) -> Option<Self> {
+        fn take<'b, T: bytemuck::Pod>(rest: &mut &'b mut [u8], n: usize) -> Option<&'b mut [T]> {
+            let block = core::mem::take(rest);
+            let pad = block.as_ptr().align_offset(core::mem::align_of::<T>());
+            let len = n.checked_mul(core::mem::size_of::<T>())?;
+            let (head, tail) = block.get_mut(pad..)?.split_at_mut_checked(len)?;
+            *rest = tail;
+            bytemuck::try_cast_slice_mut(head).ok()
+        }
+        let mut rest = block;
+        Some(SessionMemory {
+            f32s: take(&mut rest, sizes.f32s)?,
+            tokens: take(&mut rest, sizes.tokens)?,
+            entities: take(&mut rest, sizes.entities)?,
+            indices: take(&mut rest, sizes.indices)?,
+            i8s: take(&mut rest, sizes.i8s)?,
+        })
+    }
+
     fn fits(&self, s: &MemorySizes) -> bool {
         self.tokens.len() >= s.tokens
             && self.f32s.len() >= s.f32s
@@ -1059,4 +1097,40 @@ fn infer<'s>(
         encoded,
         task,
     })
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn session_memory_is_carved_from_any_block_that_is_large_enough() {
+        let sizes = MemorySizes {
+            tokens: 7,
+            f32s: 13,
+            i8s: 5,
+            entities: 3,
+            indices: 2,
+        };
+        let need = sizes.bytes_in_block().unwrap();
+        assert!(need >= sizes.bytes());
+        let mut words = [0u64; 64];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        // Every start offset modulo 8: the buffers are aligned inside the block.
+        for offset in 0..8 {
+            let block = &mut bytes[offset..offset + need];
+            let m = SessionMemory::from_bytes(block, &sizes).expect("fits");
+            assert!(m.fits(&sizes));
+            assert_eq!(m.f32s.as_ptr() as usize % 4, 0);
+            assert_eq!(m.entities.as_ptr() as usize % 4, 0);
+        }
+        // An aligned block one byte short of the unpadded total cannot hold it.
+        assert!(SessionMemory::from_bytes(&mut bytes[..sizes.bytes() - 1], &sizes).is_none());
+        let huge = MemorySizes {
+            f32s: usize::MAX / 2,
+            ..sizes
+        };
+        assert_eq!(huge.bytes_in_block(), None);
+        assert!(SessionMemory::from_bytes(bytes, &huge).is_none());
+    }
 }
