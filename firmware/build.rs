@@ -28,8 +28,12 @@ fn load_address(board: &str) -> u64 {
 /// The frame or JSON line the firmware accepts (the Linux server's default).
 const MAX_FRAME: usize = bertq_protocol::DEFAULT_MAX_FRAME;
 
-/// Stack for the one thread of the firmware.
+/// Stack of the boot core (which runs everything but the parts of inference jobs).
 const STACK_BYTES: u64 = 1 << 20;
+/// Stack of each secondary core (it runs parts of GEMMs and attention, nothing deep).
+const SECONDARY_STACK_BYTES: u64 = 512 << 10;
+/// Cores used for inference at most.
+const MAX_CORES: usize = 4;
 
 /// A build setting from the environment; unset and empty are the same.
 fn setting(name: &str) -> Option<String> {
@@ -70,7 +74,8 @@ fn main() {
     let model = Model::load(&bytes)
         .unwrap_or_else(|e| panic!("{} is not a valid model: {e}", model_path.display()));
     let max_seq = requested_seq.clamp(2, model.max_sequence_length());
-    let sizes = MemorySizes::for_model(&model, max_seq);
+    // One attention buffer per core.
+    let sizes = MemorySizes::for_model_threads(&model, max_seq, MAX_CORES);
     let arena = sizes
         .bytes_in_block()
         .expect("arena size overflows")
@@ -82,6 +87,12 @@ fn main() {
     writeln!(config, "pub const MAX_SEQ: usize = {max_seq};").unwrap();
     writeln!(config, "pub const MAX_FRAME: usize = {MAX_FRAME};").unwrap();
     writeln!(config, "pub const BAUD: u32 = {baud};").unwrap();
+    writeln!(config, "pub const MAX_CORES: usize = {MAX_CORES};").unwrap();
+    writeln!(
+        config,
+        "pub const SECONDARY_STACK_BYTES: usize = {SECONDARY_STACK_BYTES};"
+    )
+    .unwrap();
     writeln!(config, "pub const ARENA_BYTES: usize = {arena};").unwrap();
     writeln!(config, "pub const REPLY_BYTES: usize = {reply};").unwrap();
     writeln!(
@@ -97,6 +108,7 @@ fn main() {
     // type) and data are loaded; .bss is zeroed by the boot code; the arena (placed before .bss
     // so that the boot code leaves it alone: it is zeroed once the caches are on) and the stack
     // are not part of the file.
+    let secondary_stacks = SECONDARY_STACK_BYTES * (MAX_CORES as u64 - 1);
     let script = format!(
         "ENTRY(_start)
 SECTIONS
@@ -108,7 +120,10 @@ SECTIONS
   .data : ALIGN(64) {{ *(.data .data.*) }}
   .arena (NOLOAD) : ALIGN(4096) {{ __arena_start = .; KEEP(*(.bss.bertq_arena)) __arena_end = .; }}
   .bss (NOLOAD) : ALIGN(16) {{ __bss_start = .; *(.bss .bss.*) *(COMMON) . = ALIGN(16); __bss_end = .; }}
-  .stack (NOLOAD) : ALIGN(4096) {{ __stack_bottom = .; . += {STACK_BYTES:#x}; __stack_top = .; }}
+  .stack (NOLOAD) : ALIGN(4096) {{
+    __secondary_stacks_bottom = .; . += {secondary_stacks:#x}; __secondary_stacks_top = .;
+    __stack_bottom = .; . += {STACK_BYTES:#x}; __stack_top = .;
+  }}
   __image_end = .;
   /DISCARD/ : {{ *(.comment) *(.note .note.*) *(.eh_frame .eh_frame_hdr) }}
 }}

@@ -11,10 +11,13 @@
 #
 #   scripts/firmware.sh run --board virt|raspi3b [--cpu cortex-a53|cortex-a72|cortex-a76|max]
 #                           --uart unix:PATH|tcp:PORT|stdio [--model FILE] [--image FILE]
+#                           [--smp N]
 #       Boots the image in the foreground; QEMU listens on the UART socket and starts the guest
 #       when a client connects (`bertq client --unix PATH "text"`). --model puts FILE in the
 #       board's model region (virt: flash bank 1; raspi3b: RAM at 0x10000000), where the
-#       firmware prefers it to the linked model. Exits with QEMU's status: 0 after a `shutdown`
+#       firmware prefers it to the linked model. --smp N: cores of the virt machine (default 1;
+#       raspi3b always has 4); the firmware runs inference on all of them. Exits with QEMU's
+#       status: 0 after a `shutdown`
 #       request (`bertq client --shutdown`), 3 after a CPU fault, 4 after a panic.
 #
 # Installs nothing: a missing tool is an error naming the package (scripts/install_aarch64_toolchain.sh
@@ -30,7 +33,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 command="$1"; shift
-board="" model="" max_seq="" baud="" out="" cpu="" uart="" image=""
+board="" model="" max_seq="" baud="" out="" cpu="" uart="" image="" smp=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) board="${2:?--board needs a value}"; shift 2 ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
         --cpu) cpu="${2:?--cpu needs a model}"; shift 2 ;;
         --uart) uart="${2:?--uart needs unix:PATH, tcp:PORT or stdio}"; shift 2 ;;
         --image) image="${2:?--image needs a file}"; shift 2 ;;
+        --smp) smp="${2:?--smp needs a number}"; shift 2 ;;
         -h|--help) usage ;;
         *) die "unknown argument '$1' (--help)" ;;
     esac
@@ -108,7 +112,10 @@ run() {
     case "$board" in
         virt)
             image="${image:-$dir/bertq-firmware.elf}"
-            args=(-M virt -cpu "${cpu:-cortex-a72}" -m 1G -kernel "$image")
+            if [ -n "$smp" ] && ! [[ "$smp" =~ ^[1-8]$ ]]; then
+                die "--smp must be a number from 1 to 8"
+            fi
+            args=(-M virt -cpu "${cpu:-cortex-a72}" -smp "${smp:-1}" -m 1G -kernel "$image")
             if [ -n "$model" ]; then
                 # Flash bank 1 is exactly 64 MiB: the model, then erased flash.
                 local size
@@ -122,6 +129,7 @@ run() {
             ;;
         raspi3b)
             [ -z "$cpu" ] || [ "$cpu" = cortex-a53 ] || die "raspi3b has Cortex-A53 cores only"
+            [ -z "$smp" ] || [ "$smp" = 4 ] || die "raspi3b has 4 cores"
             image="${image:-$dir/kernel8.img}"
             args=(-M raspi3b -m 1G -kernel "$image")
             if [ -n "$model" ]; then

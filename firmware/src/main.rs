@@ -19,6 +19,7 @@ mod boot;
 mod exceptions;
 mod mmu;
 mod semihosting;
+mod smp;
 mod timer;
 mod uart;
 
@@ -124,6 +125,26 @@ fn fault(args: core::fmt::Arguments<'_>) -> Fault {
     s
 }
 
+/// Where a secondary core goes once it is at EL1 with a stack (`boot.rs`).
+#[no_mangle]
+extern "C" fn secondary_main() -> ! {
+    // SAFETY: the boot core built the tables before it started this core; the MMU is off here.
+    unsafe { mmu::turn_on() };
+    smp::secondary_loop()
+}
+
+/// How this board's secondary cores are started.
+fn start_method() -> smp::Method {
+    match (board::ID, boot::entry_level()) {
+        ("raspi3b" | "rpi4", _) => smp::Method::SpinTable,
+        // QEMU `virt` implements PSCI itself: `hvc` when the firmware entered at EL1, `smc` when
+        // it entered at EL2 (EL3 is QEMU's); the Raspberry Pi 5's PSCI is TF-A's at EL3.
+        ("virt", 1) => smp::Method::Psci { smc: false },
+        ("virt", 2) | ("rpi5", _) => smp::Method::Psci { smc: true },
+        _ => smp::Method::None,
+    }
+}
+
 #[no_mangle]
 extern "C" fn firmware_main() -> ! {
     // SAFETY: first thing on the boot core, once; the board's regions map the image, its stack
@@ -166,13 +187,15 @@ extern "C" fn firmware_main() -> ! {
             }
         ))
     });
+    // The other cores take part once they are up (each needs its own attention buffer).
+    let cores = smp::start(start_method(), &env.clock, 2_000_000);
     let max_seq = loaded.as_ref().map_or(config::MAX_SEQ, |m| {
         config::MAX_SEQ.min(m.max_sequence_length())
     });
     let sizes = loaded
         .as_ref()
         .ok()
-        .map(|m| MemorySizes::for_model(m, max_seq));
+        .map(|m| MemorySizes::for_model_threads(m, max_seq, cores));
     let arena_used = sizes.and_then(|s| s.bytes_in_block()).unwrap_or(0);
     let session = match (&loaded, sizes) {
         (Ok(model), Some(sizes)) => {
@@ -198,6 +221,10 @@ extern "C" fn firmware_main() -> ! {
     let (mut session, model_error) = match session {
         Ok(mut s) => {
             s.set_kernels(kernels);
+            // Sized for `cores` threads above, so this cannot fail; one core if it did.
+            if cores > 1 && s.set_parallel(&smp::WORKERS).is_err() {
+                smp::WORKERS.use_one_core();
+            }
             (Some(s), None)
         }
         Err(e) => (None, Some(e)),
@@ -231,7 +258,7 @@ extern "C" fn firmware_main() -> ! {
                 arena_max_seq: config::MAX_SEQ as u32,
                 model_source: source_name.as_str(),
                 model_error: model_error.as_ref().map(|e| e.as_str()),
-                cores: 1,
+                cores: bertq_runtime::parallel::Parallel::parts(&smp::WORKERS) as u16,
             }),
         },
         metrics: &metrics,

@@ -64,12 +64,25 @@ fn kind_of(regions: &[Region], start: u64, len: u64) -> Option<Option<Memory>> {
     }
 }
 
-/// Builds the tables for `regions` and turns the MMU and caches on.
+/// Builds the tables for `regions` and turns the MMU and caches on (the boot core).
 ///
 /// # Safety
 /// Called once, on the boot core, before anything else uses the tables; `regions` must map the
-/// image, its stack and every device the firmware touches.
+/// image, its stacks and every device the firmware touches.
 pub unsafe fn enable(regions: &[Region]) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        build(regions);
+        turn_on();
+    }
+}
+
+/// Writes the tables (with the caches off: straight to memory, where the secondary cores'
+/// walkers also find them).
+///
+/// # Safety
+/// As [`enable`].
+unsafe fn build(regions: &[Region]) {
     // SAFETY: the caller guarantees exclusive access to the tables (single core, once).
     let (l1, l2) = unsafe {
         (
@@ -113,7 +126,14 @@ pub unsafe fn enable(regions: &[Region]) {
             };
         }
     }
+}
 
+/// Turns the MMU and caches on with the tables [`build`] wrote: the boot core, then each
+/// secondary core as it starts.
+///
+/// # Safety
+/// The tables must have been built; called with the MMU off.
+pub unsafe fn turn_on() {
     let mmfr0: u64;
     // SAFETY: reads an ID register.
     unsafe {
@@ -128,7 +148,7 @@ pub unsafe fn enable(regions: &[Region]) {
         | (0b00 << 14) // TG0: 4 KiB
         | (1 << 23) // EPD1: no TTBR1 walks
         | (ips << 32);
-    let ttbr0 = l1.0.as_ptr() as u64;
+    let ttbr0 = core::ptr::addr_of!(L1) as u64;
     // SAFETY: the tables identity-map the code that runs across the switch (the caller's
     // contract), so execution continues at the same addresses with the MMU on.
     unsafe {

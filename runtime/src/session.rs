@@ -398,22 +398,40 @@ macro_rules! exec_of {
         Exec {
             kernels: $s.kernels,
             precision: $s.precision,
-            par: parallel_of(pool_field!($s)),
+            par: parallel_of(pool_field!($s), $s.external),
         }
     };
 }
 
+/// The session's own thread pool (std), else the workers it was given, else one thread.
 #[cfg(feature = "std")]
-fn parallel_of(pool: Option<&crate::parallel::ThreadPool>) -> &dyn Parallel {
-    match pool {
-        Some(p) => p,
-        None => &Sequential,
+fn parallel_of(
+    pool: Option<&crate::parallel::ThreadPool>,
+    external: Option<External>,
+) -> &dyn Parallel {
+    match (pool, external) {
+        (Some(p), _) => p,
+        (None, Some(e)) => e.0,
+        (None, None) => &Sequential,
     }
 }
 
 #[cfg(not(feature = "std"))]
-fn parallel_of(_: Option<&Sequential>) -> &'static dyn Parallel {
-    &Sequential
+fn parallel_of(_: Option<&Sequential>, external: Option<External>) -> &'static dyn Parallel {
+    match external {
+        Some(e) => e.0,
+        None => &Sequential,
+    }
+}
+
+/// Workers a session was given ([`Session::set_parallel`]): the firmware's other cores.
+#[derive(Clone, Copy)]
+struct External(&'static dyn Parallel);
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "External({} parts)", self.0.parts())
+    }
 }
 
 /// A model plus preallocated memory for sequences of up to `max_seq` tokens.
@@ -428,6 +446,7 @@ pub struct Session<'m, 'a, S: Storage> {
     precision: Precision,
     #[cfg(feature = "std")]
     pool: Option<crate::parallel::ThreadPool>,
+    external: Option<External>,
 }
 
 #[cfg(feature = "std")]
@@ -504,7 +523,26 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             precision: Precision::Int8,
             #[cfg(feature = "std")]
             pool: None,
+            external: None,
         })
+    }
+
+    /// Splits runs over `parallel` (e.g. the firmware's other cores), whose every part needs its
+    /// own attention buffer: the storage must fit [`MemorySizes::for_model_input`] for
+    /// `parallel.parts()` threads. Results are bit-identical to one thread (work is split by rows
+    /// and heads, never inside a sum).
+    pub fn set_parallel(&mut self, parallel: &'static dyn Parallel) -> Result<(), SessionError> {
+        let sizes = MemorySizes::for_model_input(
+            self.model,
+            self.max_seq,
+            self.max_input,
+            parallel.parts(),
+        );
+        if !self.storage.memory().fits(&sizes) {
+            return Err(SessionError::MemoryTooSmall);
+        }
+        self.external = Some(External(parallel));
+        Ok(())
     }
 
     /// Threads a run is split over.
@@ -513,7 +551,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
     }
 
     fn parallel(&self) -> &dyn Parallel {
-        parallel_of(pool_field!(self))
+        parallel_of(pool_field!(self), self.external)
     }
 
     pub fn model(&self) -> &'m Model<'a> {
