@@ -1283,3 +1283,132 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
         core::hint::spin_loop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bertq_runtime::ModelBytes;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Block([u8; 64]);
+
+    fn model() -> ModelBytes {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/rampart-pii.bertq");
+        ModelBytes::map(path.as_ref()).expect("the built-in model")
+    }
+
+    fn memory(bytes: usize) -> Vec<Block> {
+        vec![Block([0xa5; 64]); bytes.div_ceil(64)]
+    }
+
+    #[test]
+    fn regions_are_aligned_disjoint_and_inside_the_block() {
+        let bytes = model();
+        let m = Model::load(&bytes).unwrap();
+        for (seq, input) in [(2, 0), (16, 14), (128, 4096), (512, 510)] {
+            let p = plan(&m, seq, input_limit(seq, input)).unwrap();
+            let s = &p.sizes;
+            let regions = [
+                (0, size_of::<bertq_session>()),
+                (p.model, size_of::<Model<'static>>()),
+                (p.tokens, s.tokens * size_of::<Token>()),
+                (p.f32s, s.f32s * 4),
+                (p.i8s, s.i8s),
+                (p.entities, s.entities * size_of::<Entity>()),
+                (p.indices, s.indices * 4),
+                (p.c_entities, p.entity_cap * size_of::<bertq_entity>()),
+                (p.c_labels, p.label_cap * size_of::<bertq_label_score>()),
+                (
+                    p.c_candidates,
+                    p.candidate_cap * size_of::<bertq_candidate>(),
+                ),
+            ];
+            for w in regions.windows(2) {
+                assert!(
+                    w[0].0 + w[0].1 <= w[1].0,
+                    "{seq}: overlapping regions {w:?}"
+                );
+                assert_eq!(w[1].0 % BERTQ_MEMORY_ALIGN, 0);
+            }
+            let last = regions[regions.len() - 1];
+            assert!(last.0 + last.1 <= p.total && p.total.is_multiple_of(BERTQ_MEMORY_ALIGN));
+        }
+    }
+
+    #[test]
+    fn json_equals_the_runtime_and_errors_are_statuses() {
+        let bytes = model();
+        let text = "Hi, I'm Maria Gonzalez, email maria.gonzalez@example.com.";
+        // The runtime directly, with the same options as `bertq run` (one window).
+        let m = Model::load(&bytes).unwrap();
+        let mut rt = Session::with_owned_memory(&m, 128).unwrap();
+        let out = rt
+            .run_with(
+                text,
+                &RunOptions {
+                    stride: Some(64),
+                    ..RunOptions::default()
+                },
+            )
+            .unwrap();
+        let mut want = String::new();
+        json::write_output(&mut want, &m, text, &out, 1, Aggregation::Simple).unwrap();
+
+        // SAFETY: every pointer passed is to a live buffer with its true length.
+        unsafe {
+            let need = bertq_session_bytes(bytes.as_ptr(), bytes.len(), 128);
+            assert!(need > 0);
+            let mut mem = memory(need);
+            let mut s = ptr::null_mut();
+            let base = mem.as_mut_ptr().cast::<c_void>();
+            assert_eq!(
+                bertq_open(bytes.as_ptr(), bytes.len(), 128, base, need - 1, &mut s),
+                BERTQ_ERR_MEMORY_TOO_SMALL
+            );
+            assert!(s.is_null());
+            assert_eq!(
+                bertq_open(bytes.as_ptr(), bytes.len(), 128, base, need, &mut s),
+                BERTQ_OK
+            );
+            let mut out = vec![0u8; 8192];
+            let mut len = 0;
+            let t = text.as_ptr().cast();
+            let status = bertq_run_json(s, t, text.len(), out.as_mut_ptr().cast(), 8192, &mut len);
+            assert_eq!(status, BERTQ_OK);
+            assert_eq!(core::str::from_utf8(&out[..len]).unwrap(), want);
+            assert_eq!(out[len], 0);
+            let mut short = 0;
+            let status = bertq_run_json(s, t, text.len(), out.as_mut_ptr().cast(), 10, &mut short);
+            assert_eq!((status, short), (BERTQ_ERR_BUFFER_TOO_SMALL, len));
+            let bad = b"caf\xc3";
+            let status = bertq_run_json(
+                s,
+                bad.as_ptr().cast(),
+                4,
+                out.as_mut_ptr().cast(),
+                8192,
+                &mut len,
+            );
+            assert_eq!(status, BERTQ_ERR_UTF8);
+            let mut r = core::mem::MaybeUninit::<bertq_result>::uninit();
+            assert_eq!(
+                bertq_run(s, t, text.len(), ptr::null(), r.as_mut_ptr()),
+                BERTQ_OK
+            );
+            let r = r.assume_init();
+            assert_eq!(r.task, BERTQ_TASK_TOKEN_CLASSIFICATION);
+            let first = &*r.entities;
+            let label = core::slice::from_raw_parts(first.label.cast::<u8>(), first.label_len);
+            assert_eq!((label, first.start, first.end), (&b"GIVEN_NAME"[..], 8, 13));
+            assert_eq!(bertq_close(s), BERTQ_OK);
+            assert_eq!(bertq_close(s), BERTQ_ERR_SESSION);
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status() {
+        assert_eq!(guard(|| panic!("a bug")), BERTQ_ERR_INTERNAL);
+        assert_eq!(guard(|| BERTQ_OK), BERTQ_OK);
+    }
+}
