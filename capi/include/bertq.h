@@ -65,6 +65,12 @@
 #define BERTQ_TASK_QUESTION_ANSWERING 5
 
 /*
+ The longest windowed input a session may be sized for, in tokens (far beyond any text a
+ board would hold; it keeps every size computation far from overflow).
+ */
+#define BERTQ_MAX_INPUT_LIMIT (1 << 24)
+
+/*
  Success.
  */
 #define BERTQ_OK 0

@@ -67,6 +67,8 @@ pub struct bertq_session {
     label_cap: usize,
     candidates: *mut bertq_candidate,
     candidate_cap: usize,
+    /// Bytes of the caller's block the session uses (from the session's own address).
+    block_len: usize,
 }
 
 const MAGIC: u64 = 0x6265_7274_715f_6361; // "bertq_ca"
@@ -291,9 +293,16 @@ fn plan(model: &Model<'_>, max_seq: usize, max_input: usize) -> Option<Plan> {
     })
 }
 
+/// The longest windowed input a session may be sized for, in tokens (far beyond any text a
+/// board would hold; it keeps every size computation far from overflow).
+pub const BERTQ_MAX_INPUT_LIMIT: usize = 1 << 24;
+
 /// `max_input` as the session takes it: 0 means one window (`max_seq - 2`).
-fn input_limit(max_seq: usize, max_input: usize) -> usize {
-    max_input.max(max_seq.saturating_sub(2))
+fn input_limit(max_seq: usize, max_input: usize) -> Result<usize, c_int> {
+    if max_input > BERTQ_MAX_INPUT_LIMIT {
+        return Err(BERTQ_ERR_ARGUMENT);
+    }
+    Ok(max_input.max(max_seq.saturating_sub(2)))
 }
 
 fn check_max_seq(model: &Model<'_>, max_seq: usize) -> Result<(), c_int> {
@@ -476,7 +485,10 @@ pub unsafe extern "C" fn bertq_session_bytes_input(
         if check_max_seq(&m, max_seq).is_err() {
             return BERTQ_ERR_MAX_SEQ;
         }
-        if let Some(p) = plan(&m, max_seq, input_limit(max_seq, max_input)) {
+        let Ok(max_input) = input_limit(max_seq, max_input) else {
+            return BERTQ_ERR_ARGUMENT;
+        };
+        if let Some(p) = plan(&m, max_seq, max_input) {
             size = p.total;
         }
         BERTQ_OK
@@ -561,13 +573,12 @@ unsafe fn open(
     let bytes: &'static [u8] = unsafe { bytes(model, model_len) }?;
     let m = loaded(bytes)?;
     check_max_seq(&m, max_seq)?;
-    let max_input = input_limit(max_seq, max_input);
+    let max_input = input_limit(max_seq, max_input)?;
     let p = plan(&m, max_seq, max_input).ok_or(BERTQ_ERR_MEMORY_TOO_SMALL)?;
     if memory_len < p.total {
         return Err(BERTQ_ERR_MEMORY_TOO_SMALL);
     }
-    let (mem_start, model_start) = (memory as usize, model as usize);
-    if mem_start < model_start + model_len && model_start < mem_start + p.total {
+    if overlaps(memory.cast(), p.total, model, model_len) {
         return Err(BERTQ_ERR_ARGUMENT);
     }
     let base = memory.cast::<u8>();
@@ -606,6 +617,7 @@ unsafe fn open(
             label_cap: p.label_cap,
             candidates: base.add(p.c_candidates).cast(),
             candidate_cap: p.candidate_cap,
+            block_len: p.total,
         });
         Ok(h)
     }
@@ -1060,9 +1072,13 @@ unsafe fn run_json_impl(
         Input::Text(t) => [t, r.pair.unwrap_or(""), ""],
         Input::Qa { question, context } => [question, context, ""],
     };
+    let model = h.model.file.bytes();
+    let session_block = (ptr::from_mut(h).cast::<u8>().cast_const(), h.block_len);
     if inputs
         .iter()
-        .any(|s| overlaps(s.as_ptr(), s.len(), out.cast(), out_cap))
+        .map(|s| (s.as_ptr(), s.len()))
+        .chain([(model.as_ptr(), model.len()), session_block])
+        .any(|(p, len)| overlaps(p, len, out.cast(), out_cap))
     {
         return Err(BERTQ_ERR_ARGUMENT);
     }
@@ -1307,7 +1323,7 @@ mod tests {
         let bytes = model();
         let m = Model::load(&bytes).unwrap();
         for (seq, input) in [(2, 0), (16, 14), (128, 4096), (512, 510)] {
-            let p = plan(&m, seq, input_limit(seq, input)).unwrap();
+            let p = plan(&m, seq, input_limit(seq, input).unwrap()).unwrap();
             let s = &p.sizes;
             let regions = [
                 (0, size_of::<bertq_session>()),

@@ -299,8 +299,18 @@ static int errors(int argc, char **argv) {
                  BERTQ_ERR_MEMORY_TOO_SMALL);
     CHECK_STATUS(COUNTED(bertq_open(model, model_len, 1, memory, need, &s)), BERTQ_ERR_MAX_SEQ);
     CHECK_STATUS(COUNTED(bertq_open(model, model_len, 100000, memory, need, &s)), BERTQ_ERR_MAX_SEQ);
+    CHECK(COUNTED(bertq_session_bytes_input(model, model_len, 128, (size_t)-1) == 0), "max_input");
+    CHECK_STATUS(COUNTED(bertq_open_input(model, model_len, 128, (size_t)-1, memory, need, &s)),
+                 BERTQ_ERR_ARGUMENT);
+    CHECK_STATUS(COUNTED(bertq_open(model, model_len, 128, model, need, &s)), /* overlap */
+                 BERTQ_ERR_ARGUMENT);
     CHECK_STATUS(COUNTED(bertq_open(model, model_len, 128, memory, need, &s)), BERTQ_OK);
     CHECK(s == (bertq_session *)memory, "the session lives at the start of the memory");
+    /* The output must not overlap the model or the session's memory. */
+    CHECK_STATUS(COUNTED(bertq_run_json(s, text, text_len, (char *)model + 64, 100, &len)),
+                 BERTQ_ERR_ARGUMENT);
+    CHECK_STATUS(COUNTED(bertq_run_json(s, text, text_len, (char *)memory + need - 8, 100, &len)),
+                 BERTQ_ERR_ARGUMENT);
 
     /* Texts, buffers, options. */
     CHECK_STATUS(COUNTED(bertq_run_json(s, "\xff\xfe", 2, out, sizeof out, &len)), BERTQ_ERR_UTF8);
