@@ -8,7 +8,8 @@
 #     `bertq run` and the typed results equal to it (token classification with the built-in
 #     Rampart model, long texts in windows included; the sentiment classifier, with --top-k and
 #     --pair; MiniLM sentence embeddings, derived from the sentiment model by
-#     `cargo run -p bertq-capi --example embedding_model`), error statuses (bad model bytes, bad
+#     `cargo run -p bertq-capi --example embedding_model`, which also gives MiniLM random
+#     question-answering and fill-mask heads for those tasks), error statuses (bad model bytes, bad
 #     UTF-8, NULLs, memory, options); the same under valgrind and AddressSanitizer; the
 #     capi/examples/linux_stdin.c example against `bertq run`;
 #  3. aarch64: libbertq.a cross-built for aarch64-unknown-linux-gnu, the same tests linked
@@ -78,11 +79,15 @@ fi
 
 # ---- fixtures: texts, models, and `bertq run`'s output
 step "fixtures"
-cargo run --release -p bertq-capi --example embedding_model --quiet -- \
-    models/sentiment-minilm.bertq "$work/minilm-embedding.bertq"
+for task in embedding qa fill-mask; do
+    cargo run --release -p bertq-capi --example embedding_model --quiet -- \
+        models/sentiment-minilm.bertq "$work/minilm-$task.bertq" "$task"
+done
 ner=models/rampart-pii.bertq
 sentiment=models/sentiment-minilm.bertq
 embedding="$work/minilm-embedding.bertq"
+qa="$work/minilm-qa.bertq"               # random qa_outputs: arbitrary answers
+fill_mask="$work/minilm-fill-mask.bertq" # random MLM transform, decoder tied to the embeddings
 cat > "$work/ner.txt" <<'TEXTS'
 Hi, I'm Maria Gonzalez, email maria.gonzalez@example.com, call 555-867-5309.
 John Smith lives at 221B Baker Street, London.
@@ -113,7 +118,14 @@ A man is playing a guitar on stage.
 Zoë Ångström lives in Zürich.
 
 TEXTS
+cat > "$work/fill_mask.txt" <<'TEXTS'
+The capital of France is [MASK].
+I [MASK] to the [MASK] yesterday, said Zoë.
+TEXTS
+{ printf '%s\n' "Zoë Ångström lives in Zürich, near the river. She studied in Paris." \
+    "Maria Gonzalez works in Berlin as a nurse since 2019."; cat "$work/ner_long.txt"; } > "$work/contexts.txt"
 pair="An honest review, written after the second viewing."
+question="Where does Zoë live?"
 # name | model | texts | max_seq max_input | test_capi options | bertq run options
 cases=(
     "ner|$ner|ner_all.txt|512 4096||"
@@ -123,12 +135,17 @@ cases=(
     "sentiment|$sentiment|sentiment.txt|512 0||"
     "sentiment-top2-pair|$sentiment|sentiment.txt|512 0|top_k=2 pair=$pair|--top-k 2 --pair"
     "embedding|$embedding|embedding.txt|512 0||"
+    "qa|$qa|contexts.txt|384 4096|question=$question|--question"
+    "qa-top3-impossible|$qa|contexts.txt|384 4096|question=$question top_k=3 handle_impossible_answer=1|--top-k 3 --handle-impossible-answer --question"
+    "fill-mask|$fill_mask|fill_mask.txt|128 0||"
+    "fill-mask-top3|$fill_mask|fill_mask.txt|128 0|top_k=3|--top-k 3"
 )
 expected() { # runner bertq-binary name model texts bertq-options -> expected file
     local runner="$1" bin="$2" name="$3" model="$4" texts="$5" opts="$6"
     local args=()
     read -r -a args <<< "$opts"
     if [ "${args[*]: -1}" = "--pair" ]; then args+=("$pair"); fi
+    if [ "${args[*]: -1}" = "--question" ]; then args+=("$question"); fi
     $runner "$bin" run --model "$model" "${args[@]}" < "$work/$texts" > "$work/$name.$7.expected"
 }
 run_cases() { # runner test-binary bertq-binary tag flips case-names...
@@ -162,7 +179,8 @@ run_cases() { # runner test-binary bertq-binary tag flips case-names...
 # ---- 2. x86-64
 step "x86-64: C tests against libbertq.a"
 cc "${cflags[@]}" capi/tests/test_capi.c "$lib" $wrap -lpthread -ldl -lm -o "$work/test_capi"
-all_cases=(ner ner-none ner-first-128 ner-64 sentiment sentiment-top2-pair embedding)
+all_cases=(ner ner-none ner-first-128 ner-64 sentiment sentiment-top2-pair embedding qa
+    qa-top3-impossible fill-mask fill-mask-top3)
 run_cases "" "$work/test_capi" "$bertq" x86 97 "${all_cases[@]}"
 
 step "x86-64: valgrind (memcheck) on the error tests and the short NER texts"

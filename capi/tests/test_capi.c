@@ -3,6 +3,8 @@
  * if the allocator is called at all, from bertq_session_bytes and bertq_open on.
  *
  *   test_capi compare MODEL TEXTS EXPECTED MAX_SEQ MAX_INPUT [top_k=K] [pair=TEXT] [aggregation=N]
+ *                     [question=TEXT] [handle_impossible_answer=1]
+ *       (with a question, TEXTS are contexts: bertq_run_qa_json() and bertq_run_qa())
  *       For every line of TEXTS: bertq_run_json_with() must equal the line of EXPECTED (what
  *       `bertq run` printed), and the typed bertq_run() must give the same labels, scores,
  *       offsets, words or embedding floats (parsed from EXPECTED, bit-exact).
@@ -148,9 +150,59 @@ static void check_typed(size_t line, const char *text, const bertq_result *r, co
         }
         break;
     }
+    case BERTQ_TASK_FILL_MASK:
+        CHECK(count_of(expected, "\"token\":") == r->candidate_count, "line %zu: %zu candidates",
+              line, r->candidate_count);
+        for (i = 0; i < r->candidate_count && p; i++) {
+            const bertq_candidate *c = &r->candidates[i];
+            p = after_key(p, "score");
+            CHECK(p && strtof(p, NULL) == c->score, "line %zu: candidate %zu score", line, i);
+            if (!p) return;
+            p = after_key(p, "token");
+            CHECK(p && strtoul(p, NULL, 10) == c->token_id, "line %zu: candidate %zu token", line,
+                  i);
+            CHECK(c->mask == i / r->top_k, "line %zu: candidate %zu of mask %u", line, i, c->mask);
+        }
+        break;
+    case BERTQ_TASK_QUESTION_ANSWERING:
+        CHECK(count_of(expected, "\"answer\":") == r->entity_count, "line %zu: %zu answers", line,
+              r->entity_count);
+        for (i = 0; i < r->entity_count && p; i++) {
+            const bertq_entity *e = &r->entities[i];
+            p = after_key(p, "score");
+            CHECK(p && strtof(p, NULL) == e->score, "line %zu: answer %zu score", line, i);
+            if (!p) return;
+            p = after_key(p, "start");
+            CHECK(p && strtoul(p, NULL, 10) == e->start, "line %zu: answer %zu start", line, i);
+            if (!p) return;
+            p = after_key(p, "end");
+            CHECK(p && strtoul(p, NULL, 10) == e->end, "line %zu: answer %zu end", line, i);
+            if (!p) return;
+            p = json_string(after_key(p, "answer"), buf, sizeof buf, &len);
+            CHECK(p && same_bytes(buf, len, text + e->byte_start, e->byte_end - e->byte_start),
+                  "line %zu: answer %zu text", line, i);
+        }
+        break;
     default:
         CHECK(0, "line %zu: unexpected task %d", line, r->task);
     }
+}
+
+/* The question of question-answering runs (NULL: texts are run on their own). */
+static const char *question;
+
+static int run_json(bertq_session *s, const char *text, size_t text_len, const bertq_options *o,
+                    char *out, size_t out_cap, size_t *out_len) {
+    if (question)
+        return bertq_run_qa_json(s, question, strlen(question), text, text_len, o, out, out_cap,
+                                 out_len);
+    return bertq_run_json_with(s, text, text_len, o, out, out_cap, out_len);
+}
+
+static int run_typed(bertq_session *s, const char *text, size_t text_len, const bertq_options *o,
+                     bertq_result *r) {
+    if (question) return bertq_run_qa(s, question, strlen(question), text, text_len, o, r);
+    return bertq_run(s, text, text_len, o, r);
 }
 
 static int compare(int argc, char **argv) {
@@ -173,6 +225,9 @@ static int compare(int argc, char **argv) {
     for (a = 7; a < argc; a++) {
         if (!strncmp(argv[a], "top_k=", 6)) o.top_k = strtoul(argv[a] + 6, NULL, 10);
         else if (!strncmp(argv[a], "aggregation=", 12)) o.aggregation = atoi(argv[a] + 12);
+        else if (!strncmp(argv[a], "question=", 9)) question = argv[a] + 9;
+        else if (!strncmp(argv[a], "handle_impossible_answer=", 25))
+            o.handle_impossible_answer = atoi(argv[a] + 25);
         else if (!strncmp(argv[a], "pair=", 5)) {
             o.pair = argv[a] + 5;
             o.pair_len = strlen(o.pair);
@@ -199,23 +254,21 @@ static int compare(int argc, char **argv) {
         bertq_result r;
         if (i == 0) { /* the size query and a one-byte-short buffer */
             size_t needed = 0;
-            CHECK_STATUS(COUNTED(bertq_run_json_with(s, texts[i], text_len, &o, NULL, 0, &needed)),
+            CHECK_STATUS(COUNTED(run_json(s, texts[i], text_len, &o, NULL, 0, &needed)),
                          BERTQ_ERR_BUFFER_TOO_SMALL);
             CHECK(needed == strlen(expected[i]), "line %zu: size %zu needed, expected %zu", i + 1,
                   needed, strlen(expected[i]));
-            CHECK_STATUS(
-                COUNTED(bertq_run_json_with(s, texts[i], text_len, &o, out, needed - 1, &len)),
-                BERTQ_ERR_BUFFER_TOO_SMALL);
+            CHECK_STATUS(COUNTED(run_json(s, texts[i], text_len, &o, out, needed - 1, &len)),
+                         BERTQ_ERR_BUFFER_TOO_SMALL);
             CHECK(len == needed, "line %zu: *out_len %zu, expected %zu", i + 1, len, needed);
         }
         memset(out, 'x', 64);
-        CHECK_STATUS(COUNTED(bertq_run_json_with(s, texts[i], text_len, &o, out, out_cap, &len)),
-                     BERTQ_OK);
+        CHECK_STATUS(COUNTED(run_json(s, texts[i], text_len, &o, out, out_cap, &len)), BERTQ_OK);
         CHECK(len < out_cap && out[len] == 0, "line %zu: no NUL after the JSON", i + 1);
         CHECK(len == strlen(expected[i]) && !memcmp(out, expected[i], len),
               "line %zu: JSON differs\n  bertq run: %.300s\n  libbertq:  %.300s", i + 1,
               expected[i], out);
-        CHECK_STATUS(COUNTED(bertq_run(s, texts[i], text_len, &o, &r)), BERTQ_OK);
+        CHECK_STATUS(COUNTED(run_typed(s, texts[i], text_len, &o, &r)), BERTQ_OK);
         check_typed(i + 1, texts[i], &r, expected[i], o.aggregation);
     }
     CHECK_STATUS(COUNTED(bertq_close(s)), BERTQ_OK);
