@@ -646,6 +646,28 @@ pub unsafe extern "C" fn bertq_close(session: *mut bertq_session) -> c_int {
 /// # Safety
 /// `p` must be NULL or point to memory given to `bertq_open` that is still valid.
 unsafe fn handle<'a>(p: *mut bertq_session) -> Result<&'a mut bertq_session, c_int> {
+    // SAFETY: forwarded from the caller.
+    unsafe { check_handle(p) }?;
+    // SAFETY: a live session written by `open`; used by one thread at a time (documented).
+    Ok(unsafe { &mut *p })
+}
+
+/// [`handle`] for the calls that only read a session (`const bertq_session *` in C).
+///
+/// # Safety
+/// As [`handle`].
+unsafe fn handle_ref<'a>(p: *const bertq_session) -> Result<&'a bertq_session, c_int> {
+    // SAFETY: forwarded from the caller.
+    unsafe { check_handle(p) }?;
+    // SAFETY: a live session written by `open`, only read here.
+    Ok(unsafe { &*p })
+}
+
+/// NULL, alignment and magic-number checks of a session pointer.
+///
+/// # Safety
+/// As [`handle`].
+unsafe fn check_handle(p: *const bertq_session) -> Result<(), c_int> {
     if p.is_null() {
         return Err(BERTQ_ERR_NULL);
     }
@@ -658,8 +680,7 @@ unsafe fn handle<'a>(p: *mut bertq_session) -> Result<&'a mut bertq_session, c_i
     if magic != MAGIC {
         return Err(BERTQ_ERR_SESSION);
     }
-    // SAFETY: a live session written by `open`; used by one thread at a time (documented).
-    Ok(unsafe { &mut *p })
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,7 +697,7 @@ pub unsafe extern "C" fn bertq_session_info(
 ) -> c_int {
     guard(|| {
         // SAFETY: forwarded from the caller.
-        let h = match unsafe { handle(session.cast_mut()) } {
+        let h = match unsafe { handle_ref(session) } {
             Ok(h) => h,
             Err(s) => return s,
         };
@@ -717,7 +738,7 @@ pub unsafe extern "C" fn bertq_label(
 ) -> c_int {
     guard(|| {
         // SAFETY: forwarded from the caller.
-        let h = match unsafe { handle(session.cast_mut()) } {
+        let h = match unsafe { handle_ref(session) } {
             Ok(h) => h,
             Err(s) => return s,
         };
