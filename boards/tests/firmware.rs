@@ -389,10 +389,17 @@ fn a_linked_classifier_and_a_model_too_large_for_its_arena() {
     check_frames(&s, &texts[..2], &expected, InferOptions::default());
     assert_eq!(fw.shutdown(&mut s).code(), Some(0));
 
-    // ...and refuses the PII model (35 labels: more session memory than its arena holds),
-    // saying so, while it stays up.
+    // ...and refuses the PII model (35 labels: more session memory than its arena holds for
+    // four cores), saying so, while it stays up.
     let rampart = root().join("models/rampart-pii.bertq");
-    let fw = Firmware::boot("virt-sentiment", "virt", Some("cortex-a72"), Some(&rampart));
+    // On four cores, so that it needs the arena's every byte for them (one core needs less).
+    let fw = Firmware::boot_cores(
+        "virt-sentiment",
+        "virt",
+        Some("cortex-a72"),
+        Some(&rampart),
+        Some(4),
+    );
     let mut s = fw.connect();
     let i = info(&mut s);
     assert_eq!(i["task"], "unavailable", "{i}");
