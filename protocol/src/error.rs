@@ -34,13 +34,16 @@ pub enum ErrorCode {
     Timeout,
     /// The server is shutting down and takes no new requests.
     ShuttingDown,
+    /// The server requires a token (`bertq serve --token-file`) and the connection did not
+    /// present the right one before its first request; the connection is closed.
+    Unauthorized,
     /// A code this version of the protocol does not know.
     Other(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadFrame,
         ErrorCode::CrcMismatch,
         ErrorCode::UnknownMessage,
@@ -54,6 +57,7 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
+        ErrorCode::Unauthorized,
     ];
 
     /// The wire value (1-based; 0 is never sent).
@@ -72,7 +76,7 @@ impl ErrorCode {
 
     pub fn from_u16(n: u16) -> ErrorCode {
         match n {
-            1..=13 => ErrorCode::ALL[n as usize - 1],
+            1..=14 => ErrorCode::ALL[n as usize - 1],
             other => ErrorCode::Other(other),
         }
     }
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Other(_) => "other",
         }
     }

@@ -31,11 +31,15 @@ pub enum RequestBody<'a> {
     /// Extractive question answering (question-answering models).
     #[serde(borrow)]
     Answer(AnswerRequest<'a>),
+    /// Present the server's shared secret (`bertq serve --token-file`): the first message of a
+    /// connection to a server that requires one. Answered like [`RequestBody::Health`]; a wrong
+    /// token is [`crate::ErrorCode::Unauthorized`] and the connection is closed.
+    Auth(&'a str),
 }
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 6;
+    pub const VARIANTS: u32 = 7;
 }
 
 /// [`RequestBody::InferStride`]: like [`InferRequest`], the whole text in windows that share

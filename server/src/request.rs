@@ -56,6 +56,8 @@ pub enum Kind {
     Info,
     Health,
     Metrics,
+    /// Presents the server's token (answered like `health`).
+    Auth,
 }
 
 /// One inference to run.
