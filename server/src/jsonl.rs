@@ -6,7 +6,7 @@
 //! | field | value | default |
 //! |---|---|---|
 //! | `id` | a number or a string (at most 64 bytes of JSON), echoed in the reply | `null` |
-//! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"` or `"auth"` | `"infer"` |
+//! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"`, `"auth"` or `"shutdown"` (firmware) | `"infer"` |
 //! | `text` | the text (infer) | required for infer |
 //! | `top_k` | labels to return (classification); `null` or `0` for all | 1 |
 //! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` | `"simple"` |
@@ -321,11 +321,13 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                                 b"info" => Kind::Info,
                                 b"health" => Kind::Health,
                                 b"metrics" => Kind::Metrics,
+                                b"shutdown" => Kind::Shutdown,
                                 b"auth" => Kind::Auth,
                                 _ => return Err(fail(
                                     id,
                                     ErrorCode::UnknownMessage,
-                                    "unknown type (expected infer, info, health, metrics or auth)",
+                                    "unknown type (expected infer, info, health, metrics, auth \
+                                     or shutdown)",
                                 )),
                             };
                     }

@@ -24,6 +24,12 @@ pub trait Env {
     fn now_us(&self) -> u64;
     /// The server is shutting down: finish the current request and return.
     fn stopping(&self) -> bool;
+    /// A client asked the device to stop: `true` if this server honours that (the firmware:
+    /// the loop replies, then returns [`LinkEnd::Shutdown`]); servers with an operating
+    /// system refuse (they are stopped by signals).
+    fn accepts_shutdown(&self) -> bool {
+        false
+    }
     /// Called after every reply sent; `ok`: the request succeeded (servers that evict
     /// connections which never completed a request watch this).
     fn replied(&self, ok: bool) {
@@ -43,7 +49,9 @@ pub trait Backend {
 /// What every link of a server shares (read-only but for the atomic metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct Shared<'m, 'a> {
-    pub model: &'m Model<'a>,
+    /// `None` on a device whose model could not be loaded: every inference is then refused with
+    /// `model_unavailable` and `info` says why.
+    pub model: Option<&'m Model<'a>>,
     pub info: ServerInfo<'m>,
     pub metrics: &'m Metrics,
 }
@@ -89,6 +97,8 @@ pub enum LinkEnd {
     NoRequest,
     /// A request came without the right token (answered `unauthorized`).
     Unauthorized,
+    /// A client asked the device to stop, and it was answered.
+    Shutdown,
     Read(ErrorKind),
     Write(ErrorKind),
 }
@@ -176,20 +186,22 @@ where
             // The next message starts in this chunk, if at all.
             message_start = started;
             out.clear();
-            let (error, inference, close) =
-                handle(item, shared, backend, env, out, &mut format, &mut auth);
+            let done = handle(item, shared, backend, env, out, &mut format, &mut auth);
             if let Err(e) = send(io, out) {
                 return LinkEnd::Write(e);
             }
-            shared.metrics.record_request(error);
-            if inference && error.is_none() {
+            shared.metrics.record_request(done.error);
+            if done.inference && done.error.is_none() {
                 shared
                     .metrics
                     .record_inference(env.now_us().saturating_sub(started));
             }
-            env.replied(error.is_none());
-            succeeded |= error.is_none();
-            if close {
+            env.replied(done.error.is_none());
+            succeeded |= done.error.is_none();
+            if done.shutdown {
+                return LinkEnd::Shutdown;
+            }
+            if done.close {
                 return LinkEnd::Unauthorized;
             }
         }
@@ -253,9 +265,20 @@ fn send<T: Write>(io: &mut T, out: &Out<'_>) -> Result<(), ErrorKind> {
     io.flush().map_err(|e| e.kind())
 }
 
-/// Answers one message into `out`; returns the error code (if it failed) and whether it was an
-/// inference.
-/// The third value: close the connection after the reply (a missing or wrong token).
+/// What answering one message did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Handled {
+    /// The error code, if it failed.
+    error: Option<ErrorCode>,
+    /// It was an inference.
+    inference: bool,
+    /// It was an accepted shutdown request: the loop ends once the reply is sent.
+    shutdown: bool,
+    /// A missing or wrong token: the connection is closed once the reply is sent.
+    close: bool,
+}
+
+/// Answers one message into `out`.
 #[allow(clippy::too_many_arguments)]
 fn handle<B: Backend, E: Env>(
     item: Item<'_>,
@@ -265,16 +288,23 @@ fn handle<B: Backend, E: Env>(
     out: &mut Out<'_>,
     format: &mut Format,
     auth: &mut Auth,
-) -> (Option<ErrorCode>, bool, bool) {
+) -> Handled {
     let fail = |out: &mut Out<'_>, to: ReplyTo, f: Failure| {
         reply::write_error(to, f.code, &f.message, out);
-        (Some(f.code), false, false)
+        Handled {
+            error: Some(f.code),
+            ..Handled::default()
+        }
     };
     let unauthorized = |out: &mut Out<'_>, to: ReplyTo| {
         let message = "this server requires a token (--token-file): send it first, as a \
                        \"token\" field or an auth message; the connection is closed";
         reply::write_error(to, ErrorCode::Unauthorized, message, out);
-        (Some(ErrorCode::Unauthorized), false, true)
+        Handled {
+            error: Some(ErrorCode::Unauthorized),
+            close: true,
+            ..Handled::default()
+        }
     };
     match item {
         Item::TooLong(kind) => {
@@ -342,6 +372,7 @@ fn handle<B: Backend, E: Env>(
                 RequestBody::Info => (Kind::Info, "", InferOptions::default(), none),
                 RequestBody::Health => (Kind::Health, "", InferOptions::default(), none),
                 RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default(), none),
+                RequestBody::Shutdown => (Kind::Shutdown, "", InferOptions::default(), none),
                 RequestBody::Auth(_) => (Kind::Auth, "", InferOptions::default(), none),
             };
             let job = InferJob {
@@ -385,8 +416,14 @@ fn dispatch<B: Backend, E: Env>(
     backend: &mut B,
     env: &E,
     out: &mut Out<'_>,
-) -> (Option<ErrorCode>, bool, bool) {
+) -> Handled {
     let to = job.to;
+    let health = |ok: bool| HealthReply {
+        ok,
+        uptime_ms: env.now_us() / 1000,
+        queue_depth: backend.queue_depth(),
+        in_flight: backend.in_flight(),
+    };
     let result = match kind {
         Kind::Infer => {
             if env.stopping() {
@@ -394,21 +431,27 @@ fn dispatch<B: Backend, E: Env>(
                     ErrorCode::ShuttingDown,
                     "the server is shutting down",
                 ))
+            } else if shared.model.is_none() {
+                Err(Failure::plain(
+                    ErrorCode::ModelUnavailable,
+                    "this device has no usable model: see the info reply's model_error",
+                ))
             } else {
                 backend.infer(&job, out)
             }
         }
         Kind::Info => reply::write_info(shared.model, &shared.info, to, out),
-        Kind::Health | Kind::Auth => reply::write_health(
-            &HealthReply {
-                ok: !env.stopping(),
-                uptime_ms: env.now_us() / 1000,
-                queue_depth: backend.queue_depth(),
-                in_flight: backend.in_flight(),
-            },
-            to,
-            out,
-        ),
+        Kind::Health | Kind::Auth => reply::write_health(&health(!env.stopping()), to, out),
+        Kind::Shutdown => {
+            if env.accepts_shutdown() {
+                reply::write_health(&health(false), to, out)
+            } else {
+                Err(Failure::plain(
+                    ErrorCode::Unsupported,
+                    "shutdown is for bare-metal devices; stop this server with SIGTERM",
+                ))
+            }
+        }
         Kind::Metrics => reply::write_metrics(
             shared.metrics,
             &Gauges {
@@ -421,12 +464,23 @@ fn dispatch<B: Backend, E: Env>(
             out,
         ),
     };
+    let inference = kind == Kind::Infer;
     match result {
-        Ok(()) => (None, kind == Kind::Infer, false),
+        Ok(()) => Handled {
+            error: None,
+            inference,
+            shutdown: kind == Kind::Shutdown,
+            close: false,
+        },
         Err(f) => {
             out.clear();
             reply::write_error(to, f.code, &f.message, out);
-            (Some(f.code), kind == Kind::Infer, false)
+            Handled {
+                error: Some(f.code),
+                inference,
+                shutdown: false,
+                close: false,
+            }
         }
     }
 }
