@@ -151,7 +151,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
                     i += take;
                     let Some(end) = end else { continue };
                     let delimiter = rest[end];
-                    self.after_zero = delimiter == 0;
+                    // A frame's closing 0x00 does not open the next frame: senders write a
+                    // leading 0x00 before every frame, so a `0x01` line after a frame is junk.
+                    self.after_zero = delimiter == 0 && line;
                     i += 1;
                     let n = core::mem::replace(&mut self.len, 0);
                     self.state = State::Boundary;
@@ -278,11 +280,16 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "chunk {chunk}");
         }
-        // A frame still needs (and gets, from every sender) its leading 0x00, also after lines.
+        // A frame still needs (and gets, from every sender) its leading 0x00, also after lines
+        // and after another frame; a 0x01 line right after a frame is junk, not a frame.
         let mut acc = Accumulator::new(vec![0u8; 64]);
         assert_eq!(
-            items(&mut acc, b"{}\n\x00\x01\x05\x00\x01\x06\x00", 3),
-            vec!["L{}", "F[1, 5]", "F[1, 6]"]
+            items(
+                &mut acc,
+                b"{}\n\x00\x01\x05\x00\x00\x01\x06\x00\x01junk\n{}\n",
+                3
+            ),
+            vec!["L{}", "F[1, 5]", "F[1, 6]", "Garbage", "L{}"]
         );
     }
 
