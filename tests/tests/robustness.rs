@@ -318,6 +318,30 @@ fn write_fuzz_seeds() {
             seed("model_load", &format!("{name}-{suffix}"), &with_mode);
         }
     }
+    // The quantizer target's base directory (fuzz/quantize/base) and one seed per file kind
+    // (the first byte picks the file the fuzzer replaces).
+    let base = bertq_tests::workspace_root().join("fuzz/quantize/base");
+    write_hf_dir_with_head(
+        &base,
+        &tiny,
+        3,
+        Some(RandomHead::TokenClassification { labels: 3 }),
+    );
+    let qseeds = bertq_tests::workspace_root().join("fuzz/quantize/corpus/quantize_input");
+    std::fs::create_dir_all(&qseeds).unwrap();
+    for (k, file) in [
+        (0u8, "config.json"),
+        (1, "vocab.txt"),
+        (2, "model.safetensors"),
+    ] {
+        let mut b = vec![k];
+        b.extend(std::fs::read(base.join(file)).unwrap());
+        std::fs::write(qseeds.join(file), b).unwrap();
+    }
+    let mut onnx = vec![4u8];
+    onnx.extend(std::fs::read(bertq_tests::fixture("onnx/token_q4.onnx")).unwrap());
+    std::fs::write(qseeds.join("model.onnx"), onnx).unwrap();
+
     use bertq_protocol::{encode_frame, InferOptions, InferRequest, Request, RequestBody};
     let mut frames = Vec::new();
     for (i, body) in [
