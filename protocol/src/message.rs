@@ -35,11 +35,15 @@ pub enum RequestBody<'a> {
     /// halts; under QEMU it exits with status 0). Servers with an operating system refuse it
     /// with [`ErrorCode::Unsupported`]: they are stopped by signals.
     Shutdown,
+    /// Present the server's shared secret (`bertq serve --token-file`): the first message of a
+    /// connection to a server that requires one. Answered like [`RequestBody::Health`]; a wrong
+    /// token is [`crate::ErrorCode::Unauthorized`] and the connection is closed.
+    Auth(&'a str),
 }
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 7;
+    pub const VARIANTS: u32 = 8;
 }
 
 /// [`RequestBody::InferStride`]: like [`InferRequest`], the whole text in windows that share

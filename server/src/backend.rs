@@ -47,8 +47,9 @@ fn run_failure(e: RunError) -> Failure {
         | RunError::StrideNeedsAggregation
         | RunError::TooManyWindows { .. }
         | RunError::BadQuestion
-        | RunError::Masks { .. } => ErrorCode::BadRequest,
-        RunError::WrongTask => ErrorCode::Unsupported,
+        | RunError::Masks { .. }
+        | RunError::WindowTooSmall { .. } => ErrorCode::BadRequest,
+        RunError::WrongTask | RunError::TokenTypes { .. } => ErrorCode::Unsupported,
         RunError::Tokenizer(_) | RunError::InvalidInput => ErrorCode::Internal,
     };
     Failure::new(code, format_args!("inference failed: {e}"))
