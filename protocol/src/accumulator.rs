@@ -99,6 +99,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
         self.after_zero = false;
     }
 
+    /// The frame just returned did not decode (bad CRC, bad COBS): its end may have been cut
+    /// off, so the `0x00` that closed it may really have been the next frame's leading one.
+    /// A frame that starts right after it is then taken as a frame, so that a truncated frame
+    /// costs only itself on a noisy serial line (after a good frame that `0x00` is its own and
+    /// a `0x01` after it is junk).
+    pub fn after_damaged_frame(&mut self) {
+        if self.state == State::Boundary && self.len == 0 {
+            self.after_zero = true;
+        }
+    }
+
     /// Consumes bytes from `input` until a message is complete (or something must be reported)
     /// and returns it with the input not yet consumed. Call again with the rest until it is
     /// empty. Never panics, whatever the input.
@@ -210,6 +221,35 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_frame_after_a_damaged_one_is_a_frame() {
+        // A frame cut short (no closing 0x00) swallows the next frame's leading 0x00 as its
+        // end. If it fails to decode, the frame after it is still read as a frame.
+        let input: &[u8] = b"\x00\x01\x05\x00\x01\x06\x00";
+        for damaged in [false, true] {
+            let mut acc = Accumulator::new(vec![0u8; 64]);
+            let mut got = Vec::new();
+            let mut rest = input;
+            while !rest.is_empty() {
+                let (item, r) = acc.feed(rest);
+                rest = r;
+                match item {
+                    Some(Item::Frame(f)) => {
+                        got.push(format!("F{f:?}"));
+                        if damaged {
+                            acc.after_damaged_frame();
+                        }
+                    }
+                    Some(Item::Garbage) => got.push("Garbage".into()),
+                    Some(other) => got.push(format!("{other:?}")),
+                    None => {}
+                }
+            }
+            let second = if damaged { "F[1, 6]" } else { "Garbage" };
+            assert_eq!(got, vec!["F[1, 5]", second], "damaged: {damaged}");
+        }
     }
 
     #[test]

@@ -198,6 +198,9 @@ where
             }
             env.replied(done.error.is_none());
             succeeded |= done.error.is_none();
+            if done.damaged_frame {
+                acc.after_damaged_frame();
+            }
             if done.shutdown {
                 return LinkEnd::Shutdown;
             }
@@ -276,6 +279,8 @@ struct Handled {
     shutdown: bool,
     /// A missing or wrong token: the connection is closed once the reply is sent.
     close: bool,
+    /// A frame that did not decode (see [`Accumulator::after_damaged_frame`]).
+    damaged_frame: bool,
 }
 
 /// Answers one message into `out`.
@@ -339,7 +344,10 @@ fn handle<B: Backend, E: Env>(
                 Ok(m) => m,
                 Err(e) => {
                     let f = Failure::new(e.code(), format_args!("{e}"));
-                    return fail(out, ReplyTo::Binary(0), f);
+                    return Handled {
+                        damaged_frame: true,
+                        ..fail(out, ReplyTo::Binary(0), f)
+                    };
                 }
             };
             let request = match decode_request(message) {
@@ -470,7 +478,7 @@ fn dispatch<B: Backend, E: Env>(
             error: None,
             inference,
             shutdown: kind == Kind::Shutdown,
-            close: false,
+            ..Handled::default()
         },
         Err(f) => {
             out.clear();
@@ -478,8 +486,7 @@ fn dispatch<B: Backend, E: Env>(
             Handled {
                 error: Some(f.code),
                 inference,
-                shutdown: false,
-                close: false,
+                ..Handled::default()
             }
         }
     }
