@@ -240,56 +240,13 @@ pub fn write_infer(
         }
         ReplyTo::Json(id) => out.text(|w| {
             write!(w, "{{\"id\":{},\"result\":", id.as_str())?;
-            match &output.task {
-                TaskOutput::Entities(es) => {
-                    w.write_char('[')?;
-                    for (i, e) in es.iter().enumerate() {
-                        if i > 0 {
-                            w.write_char(',')?;
-                        }
-                        let word = text
-                            .get(e.byte_start as usize..e.byte_end as usize)
-                            .unwrap_or("");
-                        if tokens {
-                            let tag = model.labels.get(e.label as usize).unwrap_or("");
-                            json::write_token_entity(
-                                w, tag, e.score, e.index, word, e.start, e.end,
-                            )?;
-                        } else {
-                            let group = model.labels.entity_group(e.label as usize);
-                            json::write_entity(w, group, e.score, word, e.start, e.end)?;
-                        }
-                    }
-                    w.write_char(']')?;
-                }
-                TaskOutput::Classification { scores, ranking } => {
-                    w.write_char('[')?;
-                    for (i, &id) in ranking.iter().take(top(ranking)).enumerate() {
-                        if i > 0 {
-                            w.write_char(',')?;
-                        }
-                        let label = model.labels.get(id as usize).unwrap_or("");
-                        let score = scores.get(id as usize).copied().unwrap_or(f32::NAN);
-                        json::write_label_score(w, label, score)?;
-                    }
-                    w.write_char(']')?;
-                }
-                TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
-                // Refused above.
-                TaskOutput::Answers(answers) => json::write_answers(w, answers, text)?,
-                TaskOutput::FillMask {
-                    top_k,
-                    positions,
-                    ids,
-                    scores,
-                } => {
-                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
-                    let tokens = output.tokens;
-                    fill_mask::write_json(
-                        w, vocab, settings, tokens, *top_k, positions, ids, scores,
-                    )?
-                }
-            }
+            // The result exactly as `bertq run` prints it (the same writer); `top_k` 0 is all.
+            let top_k = match &output.task {
+                TaskOutput::Classification { ranking, .. } => top(ranking),
+                _ => 0,
+            };
+            let aggregation = crate::backend::run_options(options).aggregation;
+            json::write_output(w, model, text, output, top_k, aggregation)?;
             writeln!(
                 w,
                 ",\"tokens\":{},\"truncated\":{}}}",
