@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target (fuzz/, cargo-fuzz) for a bounded time each; fails on any crash.
 #
-#   scripts/fuzz.sh [--time SECONDS] [--jobs N] [TARGET...]
+#   scripts/fuzz.sh [--time SECONDS] [--runs N] [TARGET...]
 #
-# --time: seconds per target (default 60). Targets: model_load, frame, jsonl, tokenizer
-# (default: these four) and quantize_input (the quantizer's readers; fuzz/quantize, builds
-# tract, so only when named). Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain
-# (`rustup toolchain install nightly`): libFuzzer's instrumentation and AddressSanitizer use
-# unstable compiler flags. The corpora grow in fuzz/corpus/TARGET (committed seeds; new inputs
-# stay local unless added on purpose); crashes land in fuzz/artifacts/TARGET.
+# --time: seconds per target (default 60). --runs: also stop a target after N executions,
+# whichever comes first (the long run in BENCHMARKS.md: `--runs 10000000 --time 7200`).
+# Targets: model_load, frame, jsonl, tokenizer (default: these four) and quantize_input (the
+# quantizer's readers; fuzz/quantize, builds tract, so only when named). Needs cargo-fuzz
+# (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain install nightly`):
+# libFuzzer's instrumentation and AddressSanitizer use unstable compiler flags. The corpora grow
+# in fuzz/corpus/TARGET (committed seeds; new inputs stay local unless added on purpose);
+# crashes land in fuzz/artifacts/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 time=60
+runs_limit=-1
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --time) time="$2"; shift 2 ;;
         --time=*) time="${1#--time=}"; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --runs) runs_limit="$2"; shift 2 ;;
+        --runs=*) runs_limit="${1#--runs=}"; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
@@ -48,17 +53,18 @@ for t in "${targets[@]}"; do
     work=$(mktemp -d)
     cp -r "$dir/corpus/$t/." "$work/"
     log=$(mktemp)
-    echo "== fuzz $t for ${time}s" >&2
+    echo "== fuzz $t for ${time}s$([ "$runs_limit" -lt 0 ] || echo " or $runs_limit executions")" >&2
+    start=$(date +%s)
     if [ "$dir" = quantize ]; then
         flags=(--fuzz-dir quantize -O -s none)
     else
         flags=(-O --debug-assertions)
     fi
     if cargo +"$toolchain" fuzz run "${flags[@]}" "$t" "$work" -- \
-        -max_total_time="$time" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+        -max_total_time="$time" -runs="$runs_limit" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
         -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-        echo "   $t: $runs executions, no crash" >&2
+        echo "   $t: $runs executions in $(( $(date +%s) - start ))s, no crash" >&2
     else
         status=1
         echo "   $t: FAILED (artifacts in fuzz/$dir/artifacts/$t)" >&2
