@@ -6,7 +6,8 @@
 # set-up cancel out. The trace is counted through a pipe (nothing large is written to disk).
 #
 # Usage: scripts/count_instructions.sh [M N K] [N_ITERS]   (default 32 384 384, 1)
-# Env:   TABLES="neon:cortex-a72 dotprod:cortex-a76 i8mm:max"
+# Env:   TABLES="neon:cortex-a72 dotprod:cortex-a76 i8mm/k4n16:max i8mm:max" (TABLE[/LAYOUT]:CPU;
+#        the default layout is the table's native one: K4N16, K8N8 for i8mm)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -33,12 +34,12 @@ per_call() { # cpu table [gemm] -> instructions per call
 
 macs=$((m * n * k))
 echo "m=$m n=$n k=$k: $macs MACs per call"
-printf '%-8s %-11s %16s %12s %16s %12s\n' table cpu "instr/call" "MACs/instr" "gemm instr" "gemm only"
-for entry in ${TABLES:-neon:cortex-a72 dotprod:cortex-a76 i8mm:max}; do
+printf '%-12s %-11s %16s %12s %16s %12s\n' table cpu "instr/call" "MACs/instr" "gemm instr" "gemm only"
+for entry in ${TABLES:-neon:cortex-a72 dotprod:cortex-a76 i8mm/k4n16:max i8mm:max}; do
     table=${entry%%:*} cpu=${entry#*:}
     all=$(per_call "$cpu" "$table")
     gemm=$(per_call "$cpu" "$table" gemm)
-    printf '%-8s %-11s %16d %12s %16d %12s\n' "$table" "$cpu" "$all" "$(ratio "$macs" "$all")" \
+    printf '%-12s %-11s %16d %12s %16d %12s\n' "$table" "$cpu" "$all" "$(ratio "$macs" "$all")" \
         "$gemm" "$(ratio "$macs" "$gemm")"
 done
 echo "(instr/call: quantize_rows of the [m, k] activations + gemm_i8; gemm only: gemm_i8 alone)"

@@ -1,8 +1,8 @@
 //! Runs one aarch64 kernel table's activation quantization + int8 GEMM `iters` times, for
 //! instruction counting under qemu (`scripts/count_instructions.sh`).
 //!
-//! Usage: `gemm_count TABLE M N K ITERS [gemm]` (TABLE: neon, dotprod, i8mm; weights packed in
-//! the table's native layout). Everything is allocated before the loop; each iteration calls the
+//! Usage: `gemm_count TABLE[/LAYOUT] M N K ITERS [gemm]` (TABLE: neon, dotprod, i8mm; weights
+//! packed in the table's native layout, or LAYOUT: k4n16, k8n8, rowmajor). Everything is allocated before the loop; each iteration calls the
 //! table's `quantize_rows` and `gemm_i8` (with `gemm`: only `gemm_i8`, the activations being
 //! quantized once before the loop).
 
@@ -12,7 +12,7 @@ fn main() {
 
     let args: Vec<String> = std::env::args().collect();
     if !(6..=7).contains(&args.len()) || args.get(6).is_some_and(|a| a != "gemm") {
-        eprintln!("usage: {} TABLE M N K ITERS [gemm]", args[0]);
+        eprintln!("usage: {} TABLE[/LAYOUT] M N K ITERS [gemm]", args[0]);
         std::process::exit(2);
     }
     let num = |i: usize| -> usize {
@@ -22,12 +22,20 @@ fn main() {
         })
     };
     let (m, n, k, iters) = (num(2), num(3), num(4), num(5));
-    let Some(t) = aarch64::by_name(&args[1]) else {
-        eprintln!(
-            "kernel table {:?} unknown or not supported by this CPU",
-            args[1]
-        );
+    let (table, layout) = args[1].split_once('/').unwrap_or((&args[1], ""));
+    let Some(t) = aarch64::by_name(table) else {
+        eprintln!("kernel table {table:?} unknown or not supported by this CPU");
         std::process::exit(3);
+    };
+    let layout = match layout {
+        "" => t.native_layout,
+        "k4n16" => pack::Layout::K4N16,
+        "k8n8" => pack::Layout::K8N8,
+        "rowmajor" => pack::Layout::RowMajor,
+        other => {
+            eprintln!("layout {other:?} unknown (k4n16, k8n8, rowmajor)");
+            std::process::exit(2);
+        }
     };
 
     // Deterministic pseudo-random inputs (an LCG: no dependency).
@@ -46,7 +54,7 @@ fn main() {
         .collect();
     let w_scales: Vec<f32> = (0..n).map(|_| 1e-3 + next() as f32 * 1e-9).collect();
     let bias: Vec<f32> = (0..n).map(|_| next() as f32 * 1e-8).collect();
-    let packed = pack::pack(t.native_layout, &w, n, k);
+    let packed = pack::pack(layout, &w, n, k);
     let mut q = vec![0i8; m * k];
     let mut a_scales = vec![0f32; m];
     let mut out = vec![0f32; m * n];
@@ -65,7 +73,7 @@ fn main() {
             a: &q,
             a_scales: &a_scales,
             w: PackedI8 {
-                layout: t.native_layout,
+                layout,
                 data: &packed,
                 scales: &w_scales,
                 row_sums: None,

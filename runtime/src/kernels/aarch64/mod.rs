@@ -1,8 +1,9 @@
 //! aarch64 kernel tables: [`NEON`] (ARMv8.0: Cortex-A53/A72, Raspberry Pi 3/4), [`DOTPROD`]
 //! (SDOT: Cortex-A55/A76, Pi 5, RK3588) and [`I8MM`] (SMMLA: Neoverse V1/V2, Cortex-A710+).
 //!
-//! - NEON and DOTPROD take K4N16 weights, I8MM takes K8N8 (and runs K4N16 models with the
-//!   DOTPROD kernel); every other layout goes to the reference (see [`super::pack`]).
+//! - NEON and DOTPROD take K4N16 weights; I8MM takes K8N8, and K4N16 too (its tiles zipped in
+//!   registers, so the default model file runs SMMLA on an i8mm core); every other layout goes
+//!   to the reference (see [`super::pack`]).
 //! - All three share the NEON activation quantizer [`quantize_rows`] (bit-identical to the
 //!   reference) and the output step `Raw::store` (`acc as f32 * (a_scale * w_scale) + bias`, a
 //!   separate multiply and add: no FMLA).

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Executed aarch64 instructions of one whole BERT inference, bertq beside ONNX Runtime.
+
+A deterministic speed proxy for ARM boards that this x86 machine can measure: both runtimes run
+under qemu-user (`-cpu cortex-a53`, `cortex-a72`, `cortex-a76`, `max,sve=off,sme=off`), batch 1,
+one thread, the same synthetic input of exactly N tokens, and a TCG plugin
+(tools/qemu-count/count.c) counts what they execute.
+
+- bertq: the static aarch64 build (scripts/cross_build.sh) runs `bertq bench` for I and 2I
+  iterations (the same warm-up); the difference over I is one inference, start-up and model
+  loading cancelled. The instructions inside the int8 GEMM kernels are counted too (their symbol
+  ranges from `nm`), so the table shows what lies outside them.
+- ONNX Runtime: its aarch64 wheel in an aarch64 Python made from Debian's arm64 packages (a
+  sysroot under .cache/arm-count), the int8 model of scripts/compare_runtimes.py
+  (`quantize_dynamic`, per-channel). Counted between marker system calls placed after session
+  creation and warm-up (Python's start-up varies by millions of instructions), I runs per
+  length. qemu 7.2 shows the guest the host's /proc/cpuinfo, on which ONNX Runtime's CPU
+  detection crashes, so the sysroot gets an ARM one for each emulated core.
+- qemu's `max` is run with SVE and SME off: with them ONNX Runtime switches to SVE/SME code whose
+  emulated counts say nothing about speed. That leaves i8mm (SMMLA) and SDOT.
+
+Usage (from the repo root; the reference environment makes the ONNX models on first use):
+    .venv-ref/bin/python scripts/count_inference.py [--cpus ...] [--seq 8 32 128]
+        [--models minilm-l6 rampart-pii] [--iters 2] [--json out.json] [--no-ort]
+
+Set-up on first use (cached in .cache/arm-count): `apt-get download` of Debian's dynamic
+qemu-user (the static one cannot load plugins) and of the arm64 Python packages, `pip download`
+of the aarch64 onnxruntime and numpy wheels. Needs the cross toolchain
+(scripts/install_aarch64_toolchain.sh) and gcc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".cache" / "arm-count"
+COMPARE = ROOT / ".cache" / "compare"
+QEMU = WORK / "qemu" / "usr" / "bin" / "qemu-aarch64"
+PLUGIN = WORK / "libcount.so"
+SYSROOT = WORK / "sysroot"
+
+CPUS = {
+    # name: (qemu -cpu, fake /proc/cpuinfo part number, Features line)
+    "cortex-a53": ("cortex-a53", "0xd03", "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"),
+    "cortex-a72": ("cortex-a72", "0xd08", "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"),
+    "cortex-a76": ("cortex-a76", "0xd0b",
+                   "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                   "asimdrdm lrcpc dcpop asimddp"),
+    "max": ("max,sve=off,sme=off", "0xd49",
+            "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+            "jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 asimdfhm dit uscat ilrcpc flagm "
+            "sb paca pacg dcpodp flagm2 frint i8mm bf16"),
+}
+
+ARM64_DEBS = [
+    "python3.11-minimal:arm64", "libpython3.11-minimal:arm64", "libpython3.11-stdlib:arm64",
+    "libc6:arm64", "libstdc++6:arm64", "libgcc-s1:arm64", "libssl3:arm64", "libffi8:arm64",
+    "zlib1g:arm64", "libexpat1:arm64", "liblzma5:arm64", "libbz2-1.0:arm64",
+    "libsqlite3-0:arm64", "libncursesw6:arm64", "libtinfo6:arm64", "libuuid1:arm64",
+    "libcrypt1:arm64", "libtirpc3:arm64", "libnsl2:arm64",
+]
+
+# The int8 GEMM kernels of every aarch64 table (each a `#[target_feature]` function or the NEON
+# driver with its micro-kernel inlined), by symbol.
+GEMM_SYMBOLS = re.compile(r"gemm_k4n16_sdot|gemm_k4n16_smmla|gemm_k8n8_smmla|neon.*gemm_k4n16")
+
+# Runs inside the aarch64 Python: warm up, then one marker-delimited segment of `iters` runs per
+# length. A marker is close(-4242) (EBADF; the plugin watches for it).
+ORT_DRIVER = r"""
+import os, sys
+import numpy as np
+import onnxruntime as ort
+path, iters, seqs = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3:]]
+opts = ort.SessionOptions()
+opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+opts.intra_op_num_threads = 1
+opts.inter_op_num_threads = 1
+opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+def marker():
+    try:
+        os.close(-4242)
+    except OSError:
+        pass
+for seq in seqs:
+    ids = np.full((1, seq), 1000, dtype=np.int64)
+    ids[0, 0], ids[0, -1] = 101, 102
+    feed = {"input_ids": ids, "attention_mask": np.ones((1, seq), dtype=np.int64),
+            "token_type_ids": np.zeros((1, seq), dtype=np.int64)}
+    for _ in range(2):
+        sess.run(None, feed)
+    marker()
+    for _ in range(iters):
+        sess.run(None, feed)
+    marker()
+"""
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def setup(need_ort: bool) -> None:
+    """Downloads and builds what the counts need, once."""
+    debs = WORK / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    if not QEMU.exists():
+        run(["apt-get", "download", "qemu-user"], cwd=debs)
+        deb = next(debs.glob("qemu-user_*.deb"))
+        run(["dpkg", "-x", str(deb), str(WORK / "qemu")])
+    src = ROOT / "tools" / "qemu-count" / "count.c"
+    if not PLUGIN.exists() or PLUGIN.stat().st_mtime < src.stat().st_mtime:
+        run(["gcc", "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra",
+             "-o", str(PLUGIN), str(src)])
+    if need_ort and not (SYSROOT / "site" / "onnxruntime").exists():
+        run(["apt-get", "download", *ARM64_DEBS], cwd=debs)
+        for deb in debs.glob("*_arm64.deb"):
+            run(["dpkg", "-x", str(deb), str(SYSROOT)])
+        wheels = WORK / "wheels"
+        wheels.mkdir(exist_ok=True)
+        run([sys.executable, "-m", "pip", "download", "--only-binary=:all:",
+             "--platform", "manylinux_2_28_aarch64", "--python-version", "3.11",
+             "onnxruntime==1.32.0", "numpy", "-d", str(wheels)])
+        for whl in wheels.glob("*.whl"):
+            run([sys.executable, "-m", "zipfile", "-e", str(whl), str(SYSROOT / "site")])
+
+
+def fake_cpuinfo(cpu: str) -> None:
+    _, part, features = CPUS[cpu]
+    (SYSROOT / "proc").mkdir(parents=True, exist_ok=True)
+    (SYSROOT / "proc" / "cpuinfo").write_text(
+        f"processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {part}\nCPU revision\t: 1\n\n")
+
+
+def count(cpu: str, argv: list[str], plugin_args: list[str],
+          env: list[str] = ()) -> tuple[str, str]:
+    """(stdout, stderr) of PROGRAM under qemu-aarch64 with the counting plugin."""
+    plugin = ",".join([str(PLUGIN)] + [f"arg={a}" for a in plugin_args])
+    cmd = [str(QEMU), "-cpu", CPUS[cpu][0], "-plugin", plugin]
+    for e in env:
+        cmd += ["-E", e]
+    out = subprocess.run(cmd + argv, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd + argv)} failed:\n{out.stderr[-3000:]}")
+    return out.stdout, out.stderr
+
+
+def models(names: list[str]) -> dict[str, tuple[Path, Path]]:
+    """The bertq file and ONNX Runtime's int8 model for each name (compare_runtimes.py's)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import compare_runtimes as cr  # the reference environment's export and quantization
+
+    COMPARE.mkdir(parents=True, exist_ok=True)
+    quantizer = ROOT / "target" / "release" / "bertq-quantize"
+    if not quantizer.exists():
+        run(["cargo", "build", "--release", "-q", "-p", "bertq-quantize"], cwd=ROOT)
+    out = {}
+    for name in names:
+        hf = cr.MODELS[name]
+        fp32, int8, bq = (COMPARE / f"{name}.onnx", COMPARE / f"{name}.int8.onnx",
+                          COMPARE / f"{name}.bertq")
+        if not int8.exists():
+            if not fp32.exists():
+                cr.export_onnx(hf, fp32, 16)
+            cr.quantize_ort(fp32, int8)
+        if not bq.exists():
+            run([str(quantizer), "--input", str(hf), "--output", str(bq), "--name", name,
+                 "--quiet"])
+        out[name] = (bq, int8)
+    return out
+
+
+def gemm_ranges(binary: Path) -> Path:
+    nm = subprocess.run(["aarch64-linux-gnu-nm", "-S", "-C", str(binary)], check=True,
+                        capture_output=True, text=True).stdout
+    lines = []
+    for line in nm.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[2] in "tT" and GEMM_SYMBOLS.search(parts[3]):
+            lines.append(f"{parts[0]} {parts[1]}")
+    if not lines:
+        raise RuntimeError(f"no GEMM kernel symbols in {binary}")
+    path = WORK / "gemm-ranges.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def number(pattern: str, text: str) -> int:
+    m = re.search(pattern, text)
+    if not m:
+        raise RuntimeError(f"{pattern!r} not in:\n{text[-2000:]}")
+    return int(m.group(1))
+
+
+def bertq_counts(binary: Path, ranges: Path, cpu: str, model: Path, seq: int,
+                 iters: int) -> tuple[int, int, str]:
+    """(instructions, of which in the GEMM kernels) per inference, and the kernel table."""
+    def once(n: int) -> tuple[int, int, str]:
+        out, err = count(cpu, [str(binary), "bench", "--model", str(model), "--seq", str(seq),
+                               "--threads", "1", "--iters", str(n), "--json"],
+                         [f"ranges={ranges}"])
+        return (number(r"instructions: (\d+)", err), number(r"in ranges: (\d+)", err),
+                json.loads(out)["kernel"])
+
+    # The warm-up is a tenth of the iterations, at least 2: the same for I and 2I when 2I <= 20.
+    a, ga, table = once(iters)
+    b, gb, _ = once(2 * iters)
+    return (b - a) // iters, (gb - ga) // iters, table
+
+
+def ort_counts(cpu: str, onnx: Path, seqs: list[int], iters: int) -> list[int]:
+    fake_cpuinfo(cpu)
+    driver = WORK / "ort_driver.py"
+    driver.write_text(ORT_DRIVER)
+    # The model is read through the sysroot's view of the file system: give it an absolute path
+    # that exists there too.
+    (SYSROOT / "models").mkdir(exist_ok=True)
+    shutil.copy(onnx, SYSROOT / "models" / onnx.name)
+    shutil.copy(driver, SYSROOT / "ort_driver.py")
+    _, err = count(cpu, [str(SYSROOT / "usr" / "bin" / "python3.11"), "/ort_driver.py",
+                         f"/models/{onnx.name}", str(iters), *map(str, seqs)],
+                   ["marker"], env=["PYTHONPATH=/site", "PYTHONHOME=/usr"])
+    segs = [int(x) for x in re.findall(r"segment \d+: (\d+)", err)]
+    if len(segs) != len(seqs):
+        raise RuntimeError(f"expected {len(seqs)} segments:\n{err[-2000:]}")
+    return [s // iters for s in segs]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cpus", nargs="+", default=list(CPUS), choices=list(CPUS))
+    ap.add_argument("--seq", type=int, nargs="+", default=[8, 32, 128])
+    ap.add_argument("--models", nargs="+", default=["minilm-l6", "rampart-pii"])
+    ap.add_argument("--iters", type=int, default=2, help="inferences per count (I and 2I)")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-ort", action="store_true", help="bertq only")
+    args = ap.parse_args()
+    if not 1 <= args.iters <= 10:
+        ap.error("--iters must be 1..10 (the warm-up must not change between I and 2I)")
+
+    setup(not args.no_ort)
+    built = subprocess.run([str(ROOT / "scripts" / "cross_build.sh"), "generic"], check=True,
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip().splitlines()
+    stripped = ROOT / built[-1]
+    unstripped = stripped.with_name("bertq")
+    ranges = gemm_ranges(unstripped)
+    files = models(args.models)
+
+    rows = []
+    print(f"{'model':12} {'cpu':11} {'seq':>4} {'table':8} {'bertq':>13} {'in GEMMs':>13} "
+          f"{'outside':>12} {'ORT int8':>13} {'bertq/ORT':>9}", flush=True)
+    for name in args.models:
+        bq, onnx = files[name]
+        for cpu in args.cpus:
+            ort = [None] * len(args.seq) if args.no_ort else ort_counts(cpu, onnx, args.seq,
+                                                                          args.iters)
+            for seq, o in zip(args.seq, ort):
+                total, gemm, table = bertq_counts(unstripped, ranges, cpu, bq, seq, args.iters)
+                ratio = f"{total / o:.2f}" if o else "-"
+                print(f"{name:12} {cpu:11} {seq:4} {table:8} {total:13,} {gemm:13,} "
+                      f"{total - gemm:12,} {o or 0:13,} {ratio:>9}", flush=True)
+                rows.append({"model": name, "cpu": CPUS[cpu][0], "seq": seq, "kernels": table,
+                             "bertq": total, "bertq_gemm": gemm, "bertq_outside_gemm": total - gemm,
+                             "ort_int8": o, "ratio": total / o if o else None})
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
