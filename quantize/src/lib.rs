@@ -10,10 +10,12 @@
 //! - [`check`]: measuring what quantization cost, by running the int8 and f32 paths side by side.
 //! - [`report`]: the accuracy report (int8 against the f32 reference on labelled data).
 //! - [`train`]: `train-head`, a linear classifier trained on frozen sentence embeddings.
+//! - [`damaged_input`]: the readers on damaged files (the fuzz target and its CI test).
 
 pub mod calibrate;
 pub mod check;
 pub mod convert;
+pub mod damaged_input;
 pub mod hf;
 pub mod onnx;
 pub mod plan;

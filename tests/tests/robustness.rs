@@ -1,7 +1,8 @@
 //! Issue 13: what an adversarial probe found in the runtime and the quantizer, each a regression
 //! test that failed before its fix (D1 one token type, D2 sizes trusted from the header, D7 the
 //! stride underflow, D8 non-finite weights and the QA self-check, D9 escapes in names), plus
-//! the generator of the fuzzers' seed corpora (`--ignored`).
+//! the generator of the fuzzers' seed corpora (`--ignored`) and CI's bounded run of the
+//! quantizer's fuzz target (its committed corpus, mutated).
 
 use bertq_quantize::{ConvertOptions, QuantizeError, WeightPrecision};
 use bertq_runtime::format::{LoadError, PREAMBLE_LEN};
@@ -281,6 +282,102 @@ fn d9_names_with_terminal_escapes_are_printed_escaped() {
 
 /// Writes the committed seed corpora of the fuzz targets (`fuzz/corpus/*`): tiny models of
 /// every task (with the loader target's mode byte), frames and JSON lines, texts. Run with
+/// The quantizer's fuzz target (`fuzz/quantize`, `bertq_quantize::damaged_input`) as CI runs
+/// it without libFuzzer's instrumented build of tract (many minutes): every committed seed,
+/// then 3,000 deterministic mutations of them (bit flips, byte runs overwritten with 0x00, 0xff
+/// or random bytes, truncations, insertions, splices of two seeds, and length fields pushed to
+/// extremes). Each must load and convert or fail with a typed error; a panic fails the test.
+/// The coverage-guided run is `scripts/fuzz.sh quantize_input` (BENCHMARKS.md).
+#[test]
+fn quantizer_readers_survive_mutated_inputs() {
+    let root = bertq_tests::workspace_root().join("fuzz/quantize");
+    let read = |p: &str| std::fs::read(root.join(p)).unwrap();
+    let (config, vocab, weights) = (
+        read("base/config.json"),
+        read("base/vocab.txt"),
+        read("base/model.safetensors"),
+    );
+    let base = bertq_quantize::damaged_input::Base {
+        config: &config,
+        vocab: &vocab,
+        weights: &weights,
+    };
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(root.join("corpus/quantize_input"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    seeds.sort();
+    assert!(seeds.len() >= 4, "the committed seeds (write_fuzz_seeds)");
+    // The tokenizer.json slot (3) has no committed seed: start it from the vocabulary's bytes.
+    let mut tokenizer = vec![3u8];
+    tokenizer.extend_from_slice(b"{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"[UNK]\":0}}}");
+    seeds.push(tokenizer);
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("model");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let run = |data: &[u8]| {
+        bertq_quantize::damaged_input::load_and_convert(&base, &scratch, data).unwrap();
+    };
+    for seed in &seeds {
+        run(seed);
+    }
+    for _ in 0..3000 {
+        let seed = &seeds[next() as usize % seeds.len()];
+        let mut d = seed.clone();
+        let len = d.len().max(2);
+        let at = 1 + next() as usize % (len - 1);
+        match next() % 7 {
+            0 => {
+                for _ in 0..1 + next() % 8 {
+                    let i = 1 + next() as usize % (len - 1);
+                    if let Some(b) = d.get_mut(i) {
+                        *b ^= 1 << (next() % 8);
+                    }
+                }
+            }
+            1 => {
+                let fill = [0x00, 0xff, next() as u8][next() as usize % 3];
+                let end = (at + 1 + next() as usize % 64).min(d.len());
+                if at < end {
+                    d[at..end].fill(fill);
+                }
+            }
+            2 => d.truncate(at),
+            3 => {
+                let extra: Vec<u8> = (0..1 + next() % 32).map(|_| next() as u8).collect();
+                let at = at.min(d.len());
+                d.splice(at..at, extra);
+            }
+            4 => {
+                let other = &seeds[next() as usize % seeds.len()];
+                let from = next() as usize % other.len().max(1);
+                d.truncate(at);
+                d.extend_from_slice(&other[from.min(other.len())..]);
+            }
+            5 => {
+                // A little-endian u64 (safetensors' header length, postcard or protobuf
+                // varints nearby) pushed to an extreme.
+                let v = [u64::MAX, u64::MAX / 2, 1 << 40, 0][next() as usize % 4];
+                let end = (at + 8).min(d.len());
+                if at < end {
+                    d[at..end].copy_from_slice(&v.to_le_bytes()[..end - at]);
+                }
+            }
+            _ => {
+                // Another file slot for the same bytes.
+                d[0] = d[0].wrapping_add(1 + (next() % 4) as u8);
+            }
+        }
+        run(&d);
+    }
+}
+
 /// `cargo test --release -p bertq-tests --test robustness -- --ignored write_fuzz_seeds`.
 #[test]
 #[ignore]

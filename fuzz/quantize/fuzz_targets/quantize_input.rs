@@ -1,7 +1,6 @@
-//! The quantizer's readers on damaged inputs: a tiny Hugging Face directory (`base/`) with one
-//! of its files replaced by the fuzzer's bytes (the first byte picks which: config.json,
-//! vocab.txt, model.safetensors, tokenizer.json, or model.onnx instead of the safetensors), then
-//! loaded and converted. Any input is a `QuantizeError` or a model, never a panic.
+//! The quantizer's readers on damaged inputs (`bertq_quantize::damaged_input`): a tiny Hugging
+//! Face directory (`base/`) with one of its files replaced by the fuzzer's bytes, loaded and
+//! converted. Any input is a `QuantizeError` or a model, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,33 +25,11 @@ fn scratch() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, bytes)) = data.split_first() else {
-        return;
+    let base = bertq_quantize::damaged_input::Base {
+        config: CONFIG,
+        vocab: VOCAB,
+        weights: WEIGHTS,
     };
-    let dir = scratch();
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let write = |name: &str, b: &[u8]| std::fs::write(dir.join(name), b).unwrap();
-    write("config.json", CONFIG);
-    write("vocab.txt", VOCAB);
-    match which % 5 {
-        0 => {
-            write("config.json", bytes);
-            write("model.safetensors", WEIGHTS);
-        }
-        1 => {
-            write("vocab.txt", bytes);
-            write("model.safetensors", WEIGHTS);
-        }
-        2 => write("model.safetensors", bytes),
-        3 => {
-            write("tokenizer.json", bytes);
-            write("model.safetensors", WEIGHTS);
-        }
-        _ => write("model.onnx", bytes),
-    }
-    let opts = bertq_quantize::ConvertOptions::default();
-    if let Ok(input) = bertq_quantize::load_input(dir) {
-        let _ = input.convert(&opts);
-    }
+    bertq_quantize::damaged_input::load_and_convert(&base, scratch(), data)
+        .expect("the scratch directory is writable");
 });
