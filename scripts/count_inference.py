@@ -21,7 +21,7 @@ one thread, the same synthetic input of exactly N tokens, and a TCG plugin
 
 Usage (from the repo root; the reference environment makes the ONNX models on first use):
     .venv-ref/bin/python scripts/count_inference.py [--cpus ...] [--seq 8 32 128]
-        [--models minilm-l6 rampart-pii] [--iters 2] [--json out.json] [--no-ort]
+        [--models minilm-l6 rampart-pii] [--iters 2] [--json out.json] [--no-ort] [--profile]
 
 Set-up on first use (cached in .cache/arm-count): `apt-get download` of Debian's dynamic
 qemu-user (the static one cannot load plugins) and of the arm64 Python packages, `pip download`
@@ -67,9 +67,19 @@ ARM64_DEBS = [
     "libcrypt1:arm64", "libtirpc3:arm64", "libnsl2:arm64",
 ]
 
-# The int8 GEMM kernels of every aarch64 table (each a `#[target_feature]` function or the NEON
-# driver with its micro-kernel inlined), by symbol.
-GEMM_SYMBOLS = re.compile(r"gemm_k4n16_sdot|gemm_k4n16_smmla|gemm_k8n8_smmla|neon.*gemm_k4n16")
+# Where bertq's instructions go, by symbol (`nm -C`): the int8 GEMM kernels of every aarch64
+# table (each a `#[target_feature]` function or the NEON driver with its micro-kernel inlined),
+# then the other kernel-table steps. What matches none is "other" (the model's glue, the
+# embeddings, the head).
+PROFILE = [
+    ("int8_gemm", re.compile(r"gemm_k4n16_sdot|gemm_k4n16_smmla|gemm_k8n8_smmla|neon::gemm_k4n16")),
+    ("attention", re.compile(r"ops::attention|vector::attention|gemm_nn|reference::gemm_f32")),
+    ("softmax", re.compile(r"ops::softmax")),
+    ("activation", re.compile(r"ops::activate")),
+    ("layer_norm", re.compile(r"ops::add_layer_norm")),
+    ("quantize", re.compile(r"aarch64::quantize_row")),
+    ("memory", re.compile(r"\bmem(cpy|move|set)")),
+]
 
 # Runs inside the aarch64 Python: warm up, then one marker-delimited segment of `iters` runs per
 # length. A marker is close(-4242) (EBADF; the plugin watches for it).
@@ -178,17 +188,22 @@ def models(names: list[str]) -> dict[str, tuple[Path, Path]]:
     return out
 
 
-def gemm_ranges(binary: Path) -> Path:
+def profile_ranges(binary: Path) -> Path:
+    """A ranges file for the plugin: `START SIZE LABEL` per function of PROFILE."""
     nm = subprocess.run(["aarch64-linux-gnu-nm", "-S", "-C", str(binary)], check=True,
                         capture_output=True, text=True).stdout
     lines = []
     for line in nm.splitlines():
         parts = line.split(None, 3)
-        if len(parts) == 4 and parts[2] in "tT" and GEMM_SYMBOLS.search(parts[3]):
-            lines.append(f"{parts[0]} {parts[1]}")
-    if not lines:
+        if len(parts) != 4 or parts[2] not in "tTwW":
+            continue
+        for label, pattern in PROFILE:
+            if pattern.search(parts[3]):
+                lines.append(f"{parts[0]} {parts[1]} {label}")
+                break
+    if not any(line.endswith(" int8_gemm") for line in lines):
         raise RuntimeError(f"no GEMM kernel symbols in {binary}")
-    path = WORK / "gemm-ranges.txt"
+    path = WORK / "profile-ranges.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -201,19 +216,21 @@ def number(pattern: str, text: str) -> int:
 
 
 def bertq_counts(binary: Path, ranges: Path, cpu: str, model: Path, seq: int,
-                 iters: int) -> tuple[int, int, str]:
-    """(instructions, of which in the GEMM kernels) per inference, and the kernel table."""
-    def once(n: int) -> tuple[int, int, str]:
+                 iters: int) -> tuple[int, dict[str, int], str]:
+    """Instructions per inference, the same by PROFILE label, and the kernel table."""
+    def once(n: int) -> tuple[int, dict[str, int], str]:
         out, err = count(cpu, [str(binary), "bench", "--model", str(model), "--seq", str(seq),
                                "--threads", "1", "--iters", str(n), "--json"],
                          [f"ranges={ranges}"])
-        return (number(r"instructions: (\d+)", err), number(r"in ranges: (\d+)", err),
-                json.loads(out)["kernel"])
+        labels = {k: int(v) for k, v in re.findall(r"label (\w+): (\d+)", err)}
+        return number(r"instructions: (\d+)", err), labels, json.loads(out)["kernel"]
 
     # The warm-up is a tenth of the iterations, at least 2: the same for I and 2I when 2I <= 20.
-    a, ga, table = once(iters)
-    b, gb, _ = once(2 * iters)
-    return (b - a) // iters, (gb - ga) // iters, table
+    a, la, table = once(iters)
+    b, lb, _ = once(2 * iters)
+    profile = {k: (lb.get(k, 0) - la.get(k, 0)) // iters for k, _ in PROFILE}
+    profile["other"] = (b - a) // iters - sum(profile.values())
+    return (b - a) // iters, profile, table
 
 
 def ort_counts(cpu: str, onnx: Path, seqs: list[int], iters: int) -> list[int]:
@@ -243,6 +260,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=2, help="inferences per count (I and 2I)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-ort", action="store_true", help="bertq only")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print bertq's instructions by step (GEMM, attention, softmax, ...)")
     args = ap.parse_args()
     if not 1 <= args.iters <= 10:
         ap.error("--iters must be 1..10 (the warm-up must not change between I and 2I)")
@@ -252,7 +271,7 @@ def main() -> int:
                            capture_output=True, text=True, cwd=ROOT).stdout.strip().splitlines()
     stripped = ROOT / built[-1]
     unstripped = stripped.with_name("bertq")
-    ranges = gemm_ranges(unstripped)
+    ranges = profile_ranges(unstripped)
     files = models(args.models)
 
     rows = []
@@ -264,13 +283,19 @@ def main() -> int:
             ort = [None] * len(args.seq) if args.no_ort else ort_counts(cpu, onnx, args.seq,
                                                                           args.iters)
             for seq, o in zip(args.seq, ort):
-                total, gemm, table = bertq_counts(unstripped, ranges, cpu, bq, seq, args.iters)
+                total, profile, table = bertq_counts(unstripped, ranges, cpu, bq, seq,
+                                                     args.iters)
+                gemm = profile["int8_gemm"]
                 ratio = f"{total / o:.2f}" if o else "-"
                 print(f"{name:12} {cpu:11} {seq:4} {table:8} {total:13,} {gemm:13,} "
                       f"{total - gemm:12,} {o or 0:13,} {ratio:>9}", flush=True)
+                if args.profile:
+                    print("    " + "  ".join(f"{k} {v / 1e6:.2f}M" for k, v in profile.items()),
+                          flush=True)
                 rows.append({"model": name, "cpu": CPUS[cpu][0], "seq": seq, "kernels": table,
                              "bertq": total, "bertq_gemm": gemm, "bertq_outside_gemm": total - gemm,
-                             "ort_int8": o, "ratio": total / o if o else None})
+                             "bertq_profile": profile, "ort_int8": o,
+                             "ratio": total / o if o else None})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

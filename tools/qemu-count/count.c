@@ -12,8 +12,8 @@
  *   `segment K: N`. That cuts Python's start-up, imports and session creation out of an ONNX
  *   Runtime count, and one process measures several inputs.
  * - `ranges=FILE`: also count the instructions whose address lies in one of FILE's ranges
- *   (lines `START SIZE`, hexadecimal, from `nm -S`: e.g. the GEMM kernels), printed as
- *   `in ranges: N` (and per segment).
+ *   (lines `START SIZE [LABEL]`, hexadecimal, from `nm -S`: e.g. the GEMM kernels), printed as
+ *   `in ranges: N` (and per segment), and per label as `label NAME: N` (a profile by function).
  *
  * The few declarations below are QEMU 7.2's plugin API (include/qemu/qemu-plugin.h, API
  * version 1), written out here because Debian ships no header for it.
@@ -58,21 +58,27 @@ static bool on;
 static int segments;
 
 #define MAX_RANGES 256
+#define MAX_LABELS 32
 static uint64_t range_start[MAX_RANGES], range_end[MAX_RANGES];
+static int range_label[MAX_RANGES];
 static int ranges;
+static char label_name[MAX_LABELS][64];
+static uint64_t label_count[MAX_LABELS];
+static int labels;
 
 /* aarch64 Linux: close is system call 57. */
 #define SYS_CLOSE 57
 #define MARKER_FD ((uint64_t)(int64_t)-4242)
 
-static bool in_ranges(uint64_t pc)
+/* The range holding `pc`, or -1. */
+static int range_of(uint64_t pc)
 {
     for (int i = 0; i < ranges; i++) {
         if (pc >= range_start[i] && pc < range_end[i]) {
-            return true;
+            return i;
         }
     }
-    return false;
+    return -1;
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -81,13 +87,23 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     size_t n = qemu_plugin_tb_n_insns(tb);
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &running, n);
     if (ranges > 0) {
-        uint64_t inside = 0;
+        uint64_t inside = 0, per_label[MAX_LABELS] = {0};
         for (size_t i = 0; i < n; i++) {
-            inside += in_ranges(qemu_plugin_insn_vaddr(qemu_plugin_tb_get_insn(tb, i)));
+            int r = range_of(qemu_plugin_insn_vaddr(qemu_plugin_tb_get_insn(tb, i)));
+            if (r >= 0) {
+                inside++;
+                per_label[range_label[r]]++;
+            }
         }
         if (inside > 0) {
             qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &in_range,
                                                      inside);
+        }
+        for (int l = 0; l < labels; l++) {
+            if (per_label[l] > 0) {
+                qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                         &label_count[l], per_label[l]);
+            }
         }
     }
 }
@@ -125,7 +141,25 @@ static void report(qemu_plugin_id_t id, void *userdata)
     fprintf(stderr, "instructions: %" PRIu64 "\n", n);
     if (ranges > 0) {
         fprintf(stderr, "in ranges: %" PRIu64 "\n", r);
+        for (int l = 0; l < labels; l++) {
+            fprintf(stderr, "label %s: %" PRIu64 "\n", label_name[l], label_count[l]);
+        }
     }
+}
+
+/* The label's index, added if new (labels past MAX_LABELS share the last). */
+static int label_index(const char *name)
+{
+    for (int l = 0; l < labels; l++) {
+        if (strcmp(label_name[l], name) == 0) {
+            return l;
+        }
+    }
+    if (labels == MAX_LABELS) {
+        return MAX_LABELS - 1;
+    }
+    snprintf(label_name[labels], sizeof label_name[labels], "%s", name);
+    return labels++;
 }
 
 static int read_ranges(const char *path)
@@ -135,10 +169,16 @@ static int read_ranges(const char *path)
         fprintf(stderr, "libcount: cannot open %s\n", path);
         return 1;
     }
+    char line[512], name[64];
     unsigned long long start, size;
-    while (ranges < MAX_RANGES && fscanf(f, "%llx %llx", &start, &size) == 2) {
+    while (ranges < MAX_RANGES && fgets(line, sizeof line, f) != NULL) {
+        int fields = sscanf(line, "%llx %llx %63s", &start, &size, name);
+        if (fields < 2) {
+            continue;
+        }
         range_start[ranges] = start;
         range_end[ranges] = start + size;
+        range_label[ranges] = label_index(fields == 3 ? name : "ranges");
         ranges++;
     }
     fclose(f);

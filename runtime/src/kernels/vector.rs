@@ -237,6 +237,19 @@ pub enum Out<'a> {
 }
 
 impl Out<'_> {
+    /// The output block from row `i0`, column `j0` on (relative to this one), for a kernel that
+    /// hands the edges of its block to another: `i0` and `j0` must lie inside the block.
+    pub fn shifted(&mut self, i0: usize, j0: usize, ldc: usize) -> Out<'_> {
+        match self {
+            Out::Slice(s) => Out::Slice(&mut s[i0 * ldc + j0..]),
+            Out::Columns { out, col0 } => Out::Columns {
+                out: *out,
+                // Row i of the new block starts at (i + i0) ldc + col0 + j0.
+                col0: *col0 + i0 * ldc + j0,
+            },
+        }
+    }
+
     /// Row `i`, columns `j .. j + len` (relative to the output block).
     #[inline(always)]
     pub fn row(&mut self, ldc: usize, i: usize, j: usize, len: usize) -> &mut [f32] {

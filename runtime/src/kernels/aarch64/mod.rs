@@ -18,6 +18,7 @@
 #![allow(unused_unsafe)]
 
 pub mod dotprod;
+pub mod f32gemm;
 pub mod i8mm;
 pub mod neon;
 
@@ -392,7 +393,9 @@ pub(crate) mod ops {
             heads,
             scores,
             |row| vector::softmax(row, madd),
-            |m, n, k, x, y, out, ldc, alpha| vector::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd),
+            |m, n, k, x, y, out, ldc, alpha| {
+                super::f32gemm::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
+            },
         )
     }
 
