@@ -5,12 +5,13 @@
 #
 # --time: seconds per target (default 60). --runs: also stop a target after N executions,
 # whichever comes first (the long run in BENCHMARKS.md: `--runs 10000000 --time 7200`).
-# Targets: model_load, frame, jsonl, tokenizer (default: these four) and quantize_input (the
-# quantizer's readers; fuzz/quantize, builds tract, so only when named). Needs cargo-fuzz
-# (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain install nightly`):
-# libFuzzer's instrumentation and AddressSanitizer use unstable compiler flags. The corpora grow
-# in fuzz/corpus/TARGET (committed seeds; new inputs stay local unless added on purpose);
-# crashes land in fuzz/artifacts/TARGET.
+# Targets: model_load (the loader and session creation), model_run (then one run of each
+# kind), frame, jsonl, tokenizer (default: these five) and quantize_input (the quantizer's
+# readers; fuzz/quantize, builds tract, so only when named). Needs cargo-fuzz (`cargo install
+# cargo-fuzz`) and a nightly toolchain (`rustup toolchain install nightly`): libFuzzer's
+# instrumentation and AddressSanitizer use unstable compiler flags. The corpora grow in
+# fuzz/corpus/TARGET (committed seeds; new inputs stay local unless added on purpose); crashes
+# land in fuzz/artifacts/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(model_load frame jsonl tokenizer)
+[ ${#targets[@]} -gt 0 ] || targets=(model_load model_run frame jsonl tokenizer)
 
 toolchain=${BERTQ_FUZZ_TOOLCHAIN:-nightly}
 if ! command -v cargo-fuzz >/dev/null; then

@@ -413,6 +413,7 @@ fn write_fuzz_seeds() {
             let mut with_mode = vec![1u8];
             with_mode.extend_from_slice(&bytes);
             seed("model_load", &format!("{name}-{suffix}"), &with_mode);
+            seed("model_run", &format!("{name}-{suffix}"), &with_mode);
         }
     }
     // The quantizer target's base directory (fuzz/quantize/base) and one seed per file kind

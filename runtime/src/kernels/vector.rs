@@ -11,11 +11,23 @@ use crate::format::Activation;
 use crate::parallel::SharedMut;
 use core::ops::Range;
 
-const LOG2E: f32 = core::f32::consts::LOG2_E;
+pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 // ln 2 split in two (Cody-Waite, as Cephes): LN2_HI has 9 significant bits, so `n * LN2_HI` is
 // exact for every n that occurs.
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+/// e^r on |r| <= ln2 / 2, highest degree first: Taylor to degree 7 (truncation error < 3e-9
+/// relative).
+pub(crate) const EXP_POLY: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
 
 /// e^x for x in [-87, 88] (clamped outside: softmax only meets differences to the max).
 #[inline(always)]
@@ -25,21 +37,7 @@ pub fn exp(x: f32, madd: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
     let t = madd(x, LOG2E, MAGIC);
     let n = t - MAGIC; // round(x / ln 2), exactly
     let r = madd(-n, LN2_LO, madd(-n, LN2_HI, x));
-    // e^r on |r| <= ln2 / 2: Taylor to degree 7 (truncation error < 3e-9 relative).
-    let p = horner(
-        r,
-        &[
-            1.0 / 5040.0,
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ],
-        madd,
-    );
+    let p = horner(r, &EXP_POLY, madd);
     // 2^n from the integer sitting in t's low mantissa bits (no float-to-int conversion, which
     // would not vectorise): bits(t) - bits(MAGIC) = n, n in [-126, 127] after the clamp.
     let scale = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23);

@@ -17,8 +17,8 @@
 //! kernels keep them inside `unsafe` blocks and allow `unused_unsafe`.
 #![allow(unused_unsafe)]
 
+pub mod attention;
 pub mod dotprod;
-pub mod f32gemm;
 pub mod i8mm;
 pub mod neon;
 
@@ -376,7 +376,7 @@ pub(crate) mod ops {
     use crate::kernels::vector;
 
     pub fn softmax(x: &mut [f32]) {
-        vector::softmax(x, madd)
+        super::attention::softmax(x)
     }
 
     pub fn activate(act: Activation, x: &mut [f32]) {
@@ -392,9 +392,9 @@ pub(crate) mod ops {
             a,
             heads,
             scores,
-            |row| vector::softmax(row, madd),
+            super::attention::softmax,
             |m, n, k, x, y, out, ldc, alpha| {
-                super::f32gemm::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
+                super::attention::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
             },
         )
     }

@@ -1,0 +1,483 @@
+//! The float half of attention with NEON: the f32 GEMMs (`Q K^T`, `P V`) and the softmax, as
+//! `x86_64/f32gemm.rs` is for x86. Both are bit-identical to the portable code in
+//! [`vector`] (unit tests below compare every bit), so outputs do not change with the path,
+//! the firmware and Linux agree, and only the instruction count drops.
+//!
+//! - [`gemm_nn`]: the portable kernel leaves the register tiling to LLVM, which spills its
+//!   4 x 32 tile on aarch64: about one multiply-add per instruction. Here a 4 x 16 tile lives in
+//!   16 registers; per 4 k: 4 activation loads, 16 B loads and 64 `FMLA` (by lane), 256
+//!   multiply-adds in 84 instructions. Every output is the same chain
+//!   `acc = fma(a[i][p], b[p][j], acc)` for `p = 0, 1, ...`, then `acc * alpha`; the edges (the
+//!   last `n % 16` columns, the last `m % 4` rows) go to the portable code.
+//! - [`softmax`]: LLVM turned the portable 16-lane loops into gathers and spills; here the same
+//!   16 lanes are four registers, with the same clamp, Cody-Waite reduction, Horner polynomial
+//!   and exponent bits as [`vector::exp`].
+
+use crate::kernels::vector::{self, Matrix, Out};
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+/// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (row stride `ldc`), as [`vector::gemm_nn`] with
+/// fused multiply-adds.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Matrix<'_>,
+    b: Matrix<'_>,
+    mut c: Out<'_>,
+    ldc: usize,
+    alpha: f32,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    let (m4, n16) = (m - m % 4, n - n % 16);
+    // The tiles read rows `..m4` of `a` (k each) and rows `..k` of `b` (n16 each): in bounds
+    // whenever the portable code's slicing would be; otherwise let it report the bad input.
+    let fits = |rows: usize, stride: usize, len: usize, have: usize| {
+        rows == 0
+            || (rows - 1)
+                .checked_mul(stride)
+                .and_then(|x| x.checked_add(len))
+                .is_some_and(|end| end <= have)
+    };
+    if k == 0 || !fits(m4, a.stride, k, a.data.len()) || !fits(k, b.stride, n16, b.data.len()) {
+        return vector::gemm_nn(m, n, k, a, b, c, ldc, alpha, madd);
+    }
+    for i in (0..m4).step_by(4) {
+        for j in (0..n16).step_by(16) {
+            let mut acc = [[0.0f32; 16]; 4];
+            // SAFETY: rows `i..i + 4 <= m4` of `a` hold `k` floats from `a.data[(i + r) *
+            // a.stride]`, rows `0..k` of `b` hold 16 floats from column `j + 16 <= n16` (both
+            // checked above); NEON is part of the aarch64 baseline.
+            unsafe {
+                tile_4x16(
+                    &mut acc,
+                    a.data.as_ptr().add(i * a.stride),
+                    a.stride,
+                    b.data.as_ptr().add(j),
+                    b.stride,
+                    k,
+                )
+            };
+            for (r, acc) in acc.iter().enumerate() {
+                let out = c.row(ldc, i + r, j, 16);
+                for (o, &v) in out.iter_mut().zip(acc) {
+                    *o = v * alpha;
+                }
+            }
+        }
+    }
+    // The last columns of the tiled rows, then the last rows: the portable code on views.
+    if n16 < n && m4 > 0 {
+        let b_cols = Matrix {
+            data: &b.data[n16..],
+            stride: b.stride,
+        };
+        vector::gemm_nn(
+            m4,
+            n - n16,
+            k,
+            a,
+            b_cols,
+            c.shifted(0, n16, ldc),
+            ldc,
+            alpha,
+            madd,
+        );
+    }
+    if m4 < m {
+        let a_rows = Matrix {
+            data: &a.data[m4 * a.stride..],
+            stride: a.stride,
+        };
+        vector::gemm_nn(
+            m - m4,
+            n,
+            k,
+            a_rows,
+            b,
+            c.shifted(m4, 0, ldc),
+            ldc,
+            alpha,
+            madd,
+        );
+    }
+}
+
+/// `acc[r][l]` = the fma chain over `p` of `a[r][p] * b[p][l]`, for 4 rows and 16 columns, in
+/// `asm!` so that the 16 accumulators stay in registers (v16-v31; rows in v0-v3, a row of B in
+/// v4-v7): LLVM spilled the same loop written with intrinsics.
+///
+/// # Safety
+/// `a + r * lda` holds `k` floats for `r < 4`, `b + p * ldb` holds 16 floats for `p < k`.
+#[inline(always)]
+unsafe fn tile_4x16(
+    acc: &mut [[f32; 16]; 4],
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    k: usize,
+) {
+    // SAFETY: the loops read `k` floats of each row of `a` and 16 floats of `k` rows of `b`
+    // (post-incremented pointers, the contract's ranges); only declared registers change.
+    unsafe {
+        let z = vdupq_n_f32(0.0);
+        let mut c = [[z; 4]; 4];
+        let mut ar: [*const f32; 4] = core::array::from_fn(|r| a.add(r * lda));
+        let mut bp = b;
+        let ldb_bytes = 4 * ldb;
+        let (steps, rest) = (k / 4, k % 4);
+        if steps > 0 {
+            asm!(
+                "2:",
+                "ldr q0, [{a0}], #16",
+                "ldr q1, [{a1}], #16",
+                "ldr q2, [{a2}], #16",
+                "ldr q3, [{a3}], #16",
+                "ld1 {{v4.4s-v7.4s}}, [{b}], {ldb}",
+                "fmla v16.4s, v4.4s, v0.s[0]",
+                "fmla v17.4s, v5.4s, v0.s[0]",
+                "fmla v18.4s, v6.4s, v0.s[0]",
+                "fmla v19.4s, v7.4s, v0.s[0]",
+                "fmla v20.4s, v4.4s, v1.s[0]",
+                "fmla v21.4s, v5.4s, v1.s[0]",
+                "fmla v22.4s, v6.4s, v1.s[0]",
+                "fmla v23.4s, v7.4s, v1.s[0]",
+                "fmla v24.4s, v4.4s, v2.s[0]",
+                "fmla v25.4s, v5.4s, v2.s[0]",
+                "fmla v26.4s, v6.4s, v2.s[0]",
+                "fmla v27.4s, v7.4s, v2.s[0]",
+                "fmla v28.4s, v4.4s, v3.s[0]",
+                "fmla v29.4s, v5.4s, v3.s[0]",
+                "fmla v30.4s, v6.4s, v3.s[0]",
+                "fmla v31.4s, v7.4s, v3.s[0]",
+                "ld1 {{v4.4s-v7.4s}}, [{b}], {ldb}",
+                "fmla v16.4s, v4.4s, v0.s[1]",
+                "fmla v17.4s, v5.4s, v0.s[1]",
+                "fmla v18.4s, v6.4s, v0.s[1]",
+                "fmla v19.4s, v7.4s, v0.s[1]",
+                "fmla v20.4s, v4.4s, v1.s[1]",
+                "fmla v21.4s, v5.4s, v1.s[1]",
+                "fmla v22.4s, v6.4s, v1.s[1]",
+                "fmla v23.4s, v7.4s, v1.s[1]",
+                "fmla v24.4s, v4.4s, v2.s[1]",
+                "fmla v25.4s, v5.4s, v2.s[1]",
+                "fmla v26.4s, v6.4s, v2.s[1]",
+                "fmla v27.4s, v7.4s, v2.s[1]",
+                "fmla v28.4s, v4.4s, v3.s[1]",
+                "fmla v29.4s, v5.4s, v3.s[1]",
+                "fmla v30.4s, v6.4s, v3.s[1]",
+                "fmla v31.4s, v7.4s, v3.s[1]",
+                "ld1 {{v4.4s-v7.4s}}, [{b}], {ldb}",
+                "fmla v16.4s, v4.4s, v0.s[2]",
+                "fmla v17.4s, v5.4s, v0.s[2]",
+                "fmla v18.4s, v6.4s, v0.s[2]",
+                "fmla v19.4s, v7.4s, v0.s[2]",
+                "fmla v20.4s, v4.4s, v1.s[2]",
+                "fmla v21.4s, v5.4s, v1.s[2]",
+                "fmla v22.4s, v6.4s, v1.s[2]",
+                "fmla v23.4s, v7.4s, v1.s[2]",
+                "fmla v24.4s, v4.4s, v2.s[2]",
+                "fmla v25.4s, v5.4s, v2.s[2]",
+                "fmla v26.4s, v6.4s, v2.s[2]",
+                "fmla v27.4s, v7.4s, v2.s[2]",
+                "fmla v28.4s, v4.4s, v3.s[2]",
+                "fmla v29.4s, v5.4s, v3.s[2]",
+                "fmla v30.4s, v6.4s, v3.s[2]",
+                "fmla v31.4s, v7.4s, v3.s[2]",
+                "ld1 {{v4.4s-v7.4s}}, [{b}], {ldb}",
+                "fmla v16.4s, v4.4s, v0.s[3]",
+                "fmla v17.4s, v5.4s, v0.s[3]",
+                "fmla v18.4s, v6.4s, v0.s[3]",
+                "fmla v19.4s, v7.4s, v0.s[3]",
+                "fmla v20.4s, v4.4s, v1.s[3]",
+                "fmla v21.4s, v5.4s, v1.s[3]",
+                "fmla v22.4s, v6.4s, v1.s[3]",
+                "fmla v23.4s, v7.4s, v1.s[3]",
+                "fmla v24.4s, v4.4s, v2.s[3]",
+                "fmla v25.4s, v5.4s, v2.s[3]",
+                "fmla v26.4s, v6.4s, v2.s[3]",
+                "fmla v27.4s, v7.4s, v2.s[3]",
+                "fmla v28.4s, v4.4s, v3.s[3]",
+                "fmla v29.4s, v5.4s, v3.s[3]",
+                "fmla v30.4s, v6.4s, v3.s[3]",
+                "fmla v31.4s, v7.4s, v3.s[3]",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                a0 = inout(reg) ar[0],
+                a1 = inout(reg) ar[1],
+                a2 = inout(reg) ar[2],
+                a3 = inout(reg) ar[3],
+                b = inout(reg) bp,
+                ldb = in(reg) ldb_bytes,
+                n = inout(reg) steps => _,
+                inout("v16") c[0][0],
+                inout("v17") c[0][1],
+                inout("v18") c[0][2],
+                inout("v19") c[0][3],
+                inout("v20") c[1][0],
+                inout("v21") c[1][1],
+                inout("v22") c[1][2],
+                inout("v23") c[1][3],
+                inout("v24") c[2][0],
+                inout("v25") c[2][1],
+                inout("v26") c[2][2],
+                inout("v27") c[2][3],
+                inout("v28") c[3][0],
+                inout("v29") c[3][1],
+                inout("v30") c[3][2],
+                inout("v31") c[3][3],
+                out("v0") _,
+                out("v1") _,
+                out("v2") _,
+                out("v3") _,
+                out("v4") _,
+                out("v5") _,
+                out("v6") _,
+                out("v7") _,
+                options(nostack, readonly),
+            );
+        }
+        if rest > 0 {
+            asm!(
+                "2:",
+                "ldr s0, [{a0}], #4",
+                "ldr s1, [{a1}], #4",
+                "ldr s2, [{a2}], #4",
+                "ldr s3, [{a3}], #4",
+                "ld1 {{v4.4s-v7.4s}}, [{b}], {ldb}",
+                "fmla v16.4s, v4.4s, v0.s[0]",
+                "fmla v17.4s, v5.4s, v0.s[0]",
+                "fmla v18.4s, v6.4s, v0.s[0]",
+                "fmla v19.4s, v7.4s, v0.s[0]",
+                "fmla v20.4s, v4.4s, v1.s[0]",
+                "fmla v21.4s, v5.4s, v1.s[0]",
+                "fmla v22.4s, v6.4s, v1.s[0]",
+                "fmla v23.4s, v7.4s, v1.s[0]",
+                "fmla v24.4s, v4.4s, v2.s[0]",
+                "fmla v25.4s, v5.4s, v2.s[0]",
+                "fmla v26.4s, v6.4s, v2.s[0]",
+                "fmla v27.4s, v7.4s, v2.s[0]",
+                "fmla v28.4s, v4.4s, v3.s[0]",
+                "fmla v29.4s, v5.4s, v3.s[0]",
+                "fmla v30.4s, v6.4s, v3.s[0]",
+                "fmla v31.4s, v7.4s, v3.s[0]",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                a0 = inout(reg) ar[0] => _,
+                a1 = inout(reg) ar[1] => _,
+                a2 = inout(reg) ar[2] => _,
+                a3 = inout(reg) ar[3] => _,
+                b = inout(reg) bp => _,
+                ldb = in(reg) ldb_bytes,
+                n = inout(reg) rest => _,
+                inout("v16") c[0][0],
+                inout("v17") c[0][1],
+                inout("v18") c[0][2],
+                inout("v19") c[0][3],
+                inout("v20") c[1][0],
+                inout("v21") c[1][1],
+                inout("v22") c[1][2],
+                inout("v23") c[1][3],
+                inout("v24") c[2][0],
+                inout("v25") c[2][1],
+                inout("v26") c[2][2],
+                inout("v27") c[2][3],
+                inout("v28") c[3][0],
+                inout("v29") c[3][1],
+                inout("v30") c[3][2],
+                inout("v31") c[3][3],
+                out("v0") _,
+                out("v1") _,
+                out("v2") _,
+                out("v3") _,
+                out("v4") _,
+                out("v5") _,
+                out("v6") _,
+                out("v7") _,
+                options(nostack, readonly),
+            );
+        }
+        for (r, c) in c.iter().enumerate() {
+            vst1q_f32_x4(acc[r].as_mut_ptr(), float32x4x4_t(c[0], c[1], c[2], c[3]));
+        }
+    }
+}
+
+/// Softmax of one row in place, bit-identical to [`vector::softmax`] with fused multiply-adds.
+pub fn softmax(x: &mut [f32]) {
+    // SAFETY: NEON is part of the aarch64 baseline; every load and store is of a 16-float
+    // chunk of `x` or of a local block.
+    unsafe {
+        let mut chunks = x.chunks_exact(16);
+        let mut m = [vdupq_n_f32(f32::NEG_INFINITY); 4];
+        for c in &mut chunks {
+            let v = vld1q_f32_x4(c.as_ptr());
+            // FMAXNM is `f32::max` (the larger number, a NaN ignored): the portable lanes.
+            m = [
+                vmaxnmq_f32(m[0], v.0),
+                vmaxnmq_f32(m[1], v.1),
+                vmaxnmq_f32(m[2], v.2),
+                vmaxnmq_f32(m[3], v.3),
+            ];
+        }
+        // The maximum of numbers does not depend on the order it is taken in.
+        let lanes = vmaxnmvq_f32(vmaxnmq_f32(
+            vmaxnmq_f32(m[0], m[1]),
+            vmaxnmq_f32(m[2], m[3]),
+        ));
+        let max = chunks.remainder().iter().fold(lanes, |a, &v| a.max(v));
+        let vmax = vdupq_n_f32(max);
+        let mut sums = [vdupq_n_f32(0.0); 4];
+        let mut chunks = x.chunks_exact_mut(16);
+        let mut exp16 = |p: *mut f32| {
+            let v = vld1q_f32_x4(p);
+            let e = [v.0, v.1, v.2, v.3].map(|v| exp(vsubq_f32(v, vmax)));
+            for l in 0..4 {
+                sums[l] = vaddq_f32(sums[l], e[l]);
+            }
+            vst1q_f32_x4(p, float32x4x4_t(e[0], e[1], e[2], e[3]));
+        };
+        for c in &mut chunks {
+            exp16(c.as_mut_ptr());
+        }
+        // The tail through one block padded with -inf, as the portable code does.
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let mut block = [f32::NEG_INFINITY; 16];
+            block[..tail.len()].copy_from_slice(tail);
+            exp16(block.as_mut_ptr());
+            tail.copy_from_slice(&block[..tail.len()]);
+        }
+        let mut lanes = [0.0f32; 16];
+        vst1q_f32_x4(
+            lanes.as_mut_ptr(),
+            float32x4x4_t(sums[0], sums[1], sums[2], sums[3]),
+        );
+        // The same left-to-right sum of the 16 lanes.
+        let inv = 1.0 / lanes.iter().sum::<f32>();
+        let mut chunks = x.chunks_exact_mut(4);
+        for c in &mut chunks {
+            vst1q_f32(c.as_mut_ptr(), vmulq_n_f32(vld1q_f32(c.as_ptr()), inv));
+        }
+        for v in chunks.into_remainder() {
+            *v *= inv;
+        }
+    }
+}
+
+/// [`vector::exp`] on 4 lanes, operation for operation.
+#[inline(always)]
+unsafe fn exp(x: float32x4_t) -> float32x4_t {
+    const MAGIC: f32 = 12_582_912.0;
+    // SAFETY: NEON arithmetic only.
+    unsafe {
+        // f32::clamp: below -87 -> -87, above 88 -> 88, else x (a NaN stays).
+        let lo = vdupq_n_f32(-87.0);
+        let hi = vdupq_n_f32(88.0);
+        let x = vbslq_f32(vcltq_f32(x, lo), lo, x);
+        let x = vbslq_f32(vcgtq_f32(x, hi), hi, x);
+        let magic = vdupq_n_f32(MAGIC);
+        let t = vfmaq_f32(magic, x, vdupq_n_f32(vector::LOG2E));
+        let n = vsubq_f32(t, magic);
+        let neg_n = vnegq_f32(n);
+        let r = vfmaq_f32(x, neg_n, vdupq_n_f32(vector::LN2_HI));
+        let r = vfmaq_f32(r, neg_n, vdupq_n_f32(vector::LN2_LO));
+        let mut p = vdupq_n_f32(vector::EXP_POLY[0]);
+        for &c in &vector::EXP_POLY[1..] {
+            p = vfmaq_f32(vdupq_n_f32(c), p, r);
+        }
+        let bits = vshlq_n_u32::<23>(vaddq_u32(
+            vsubq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(MAGIC.to_bits())),
+            vdupq_n_u32(127),
+        ));
+        vmulq_f32(p, vreinterpretq_f32_u32(bits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::Rng;
+    use crate::parallel::SharedMut;
+
+    fn madd(x: f32, y: f32, z: f32) -> f32 {
+        x.mul_add(y, z)
+    }
+
+    /// Bit for bit the portable kernel, for every shape class (full tiles, column and row
+    /// edges, k below and above 4), row strides wider than the data, and both output kinds.
+    #[test]
+    fn equals_the_portable_gemm_bit_for_bit() {
+        let mut rng = Rng(11);
+        let mut shapes = std::vec::Vec::new();
+        for m in [1, 3, 4, 5, 8, 13] {
+            for n in [1, 15, 16, 17, 32, 40] {
+                for k in [0, 1, 3, 4, 5, 32, 37] {
+                    shapes.push((m, n, k));
+                }
+            }
+        }
+        shapes.extend([(128, 128, 32), (128, 32, 128), (9, 64, 64)]);
+        for (m, n, k) in shapes {
+            let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
+            let a: std::vec::Vec<f32> = (0..m * lda).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let b: std::vec::Vec<f32> =
+                (0..k.max(1) * ldb).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let (am, bm) = (
+                Matrix {
+                    data: &a,
+                    stride: lda,
+                },
+                Matrix {
+                    data: &b,
+                    stride: ldb,
+                },
+            );
+            let alpha = 0.17;
+            let mut want = std::vec![f32::NAN; m * ldc];
+            vector::gemm_nn(m, n, k, am, bm, Out::Slice(&mut want), ldc, alpha, madd);
+            let mut got = std::vec![f32::NAN; m * ldc];
+            gemm_nn(m, n, k, am, bm, Out::Slice(&mut got), ldc, alpha, madd);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{m}x{n}x{k}");
+            // Columns of a wider matrix (attention's P V output), from column 3.
+            let mut wide = std::vec![f32::NAN; m * (ldc + 3)];
+            let out = Out::Columns {
+                out: SharedMut::new(&mut wide),
+                col0: 3,
+            };
+            gemm_nn(m, n, k, am, bm, out, ldc + 3, alpha, madd);
+            for i in 0..m {
+                assert_eq!(
+                    bits(&wide[i * (ldc + 3) + 3..][..n]),
+                    bits(&want[i * ldc..][..n]),
+                    "columns {m}x{n}x{k} row {i}"
+                );
+            }
+        }
+    }
+
+    /// Bit for bit the portable softmax: lengths around the 16-lane blocks, large and tiny
+    /// spreads (the clamp), masked (-inf) entries, a row of equal values.
+    #[test]
+    fn softmax_equals_the_portable_one_bit_for_bit() {
+        let mut rng = Rng(12);
+        for len in [1, 2, 5, 15, 16, 17, 31, 32, 33, 64, 100, 128, 384] {
+            for spread in [0.0, 1.0, 30.0, 200.0] {
+                let mut row: std::vec::Vec<f32> =
+                    (0..len).map(|_| (rng.f32() * 2.0 - 1.0) * spread).collect();
+                if len > 3 {
+                    row[len / 2] = f32::NEG_INFINITY;
+                }
+                let mut want = row.clone();
+                vector::softmax(&mut want, madd);
+                softmax(&mut row);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+                assert_eq!(bits(&row), bits(&want), "len {len} spread {spread}");
+            }
+        }
+    }
+}
