@@ -18,7 +18,7 @@
 //!   gains at most `2 * 16129` per instruction, and the i32 accumulators wrap exactly as the
 //!   reference's i32 sums do. This is the default: the weights are widened once per load
 //!   (`vpmovsxbw`, shared by all rows of the tile), the activations once per row block into a
-//!   stack buffer of i16 quadruples, so the inner loop is one broadcast load per row and a
+//!   stack buffer of i16 rows, so the inner loop is one broadcast load per row and a
 //!   `vpmaddwd` + `vpaddd` per 16 MACs.
 //!
 //! # Layout and blocking
@@ -41,7 +41,7 @@ pub(super) const TABLE: Kernels = Kernels {
     name: "avx2",
     native_layout: Layout::K4N16,
     unsigned_activations: false,
-    quantize_rows: ops::quantize_rows_signed,
+    quantize_rows,
     gemm_i8,
     gemm_f32: ops::gemm_f32,
     softmax: ops::softmax,
@@ -69,6 +69,87 @@ pub fn available() -> bool {
 #[cfg(not(feature = "std"))]
 pub fn available() -> bool {
     cfg!(all(target_feature = "avx2", target_feature = "fma"))
+}
+
+fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+    // SAFETY: this table is only selected (and only tested) when `available()` holds.
+    unsafe { quantize_rows_avx2(x, cols, q, scales) }
+}
+
+/// `vector::quantize_rows` in AVX2, 32 values per step: identical values and scales (the
+/// maximum is exact in any order, NaN lanes are skipped as `f32::max` skips them; rounding is
+/// the same truncation of `y +- 0.5`, NaN gives 0 as the saturating cast does; the tail runs
+/// the scalar code itself).
+#[target_feature(enable = "avx2,fma")]
+fn quantize_rows_avx2(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+    if cols == 0 {
+        return;
+    }
+    let full = cols / 32 * 32;
+    for ((row, qrow), scale) in x
+        .chunks_exact(cols)
+        .zip(q.chunks_exact_mut(cols))
+        .zip(scales)
+    {
+        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let mut m = _mm256_setzero_ps();
+        let (chunks, tail) = row.as_chunks::<8>();
+        for c in chunks {
+            // SAFETY: `c` is 8 floats.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            // `maxps` returns its second operand when either is NaN: NaN lanes keep `m`.
+            m = _mm256_max_ps(_mm256_and_ps(v, abs_mask), m);
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+        let max = tail
+            .iter()
+            .chain(&lanes)
+            .fold(0.0f32, |a, &v| a.max(v.abs()));
+        if max == 0.0 || !max.is_finite() {
+            *scale = 0.0;
+            qrow.fill(0);
+            continue;
+        }
+        *scale = max / 127.0;
+        let inv = 127.0 / max;
+        let vinv = _mm256_set1_ps(inv);
+        let half = _mm256_set1_ps(0.5);
+        let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+        let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
+        let convert = |v: __m256| {
+            let y = _mm256_mul_ps(v, vinv);
+            let r = _mm256_add_ps(y, _mm256_or_ps(half, _mm256_and_ps(y, sign)));
+            let ordered = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+            let i = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(r), lo), hi);
+            _mm256_and_si256(i, ordered)
+        };
+        let mut c = 0;
+        while c < full {
+            // SAFETY: `row[c..c + 32]` and `qrow[c..c + 32]` are in bounds (`c + 32 <= full`).
+            unsafe {
+                let p = row.as_ptr().add(c);
+                let a = convert(_mm256_loadu_ps(p));
+                let b = convert(_mm256_loadu_ps(p.add(8)));
+                let d = convert(_mm256_loadu_ps(p.add(16)));
+                let e = convert(_mm256_loadu_ps(p.add(24)));
+                // packs work per 128-bit lane: [a0 b0 a1 b1], then [ab0 de0 ab1 de1] by dwords.
+                let ab = _mm256_packs_epi32(a, b);
+                let de = _mm256_packs_epi32(d, e);
+                let bytes = _mm256_packs_epi16(ab, de);
+                let ordered = _mm256_permutevar8x32_epi32(
+                    bytes,
+                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+                );
+                _mm256_storeu_si256(qrow.as_mut_ptr().add(c) as *mut _, ordered);
+            }
+            c += 32;
+        }
+        for (d, &v) in qrow[full..].iter_mut().zip(&row[full..]) {
+            *d = reference::quantize_value(v * inv);
+        }
+    }
 }
 
 /// Rows per micro-kernel tile.
@@ -121,7 +202,7 @@ unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(4);
     let nb = column_block(k);
-    // Activations of one row block as i16 quadruples, group-major: `[g][r][4]`.
+    // Activations of one row block widened to i16, row `r` at `r * KMAX`.
     let mut abuf = [0i16; MR * KMAX];
     let widen_ok = kg * 4 <= KMAX;
     let mut j0 = 0;
@@ -150,19 +231,26 @@ unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
     }
 }
 
-/// Widens rows `i0..i0 + rows` of `a` into `buf[(g * rows + r) * 4 + j] = a[i0 + r][4g + j]`
-/// (zero past `k`, where the packed weights are zero too).
-#[inline(always)]
+/// Widens rows `i0..i0 + rows` of `a` into `buf[r * KMAX + c] = a[i0 + r][c]` for
+/// `c < 4 kg` (zero past `k`, where the packed weights are zero too).
+#[target_feature(enable = "avx2")]
 fn widen_rows(p: &GemmI8<'_>, i0: usize, rows: usize, kg: usize, buf: &mut [i16]) {
     let k = p.w.k;
-    let buf = &mut buf[..kg * rows * 4];
     for r in 0..rows {
         let row = &p.a[(i0 + r) * k..(i0 + r + 1) * k];
-        for (g, chunk) in row.chunks(4).enumerate() {
-            let d = &mut buf[(g * rows + r) * 4..(g * rows + r) * 4 + 4];
-            for (j, v) in d.iter_mut().enumerate() {
-                *v = chunk.get(j).map_or(0, |&x| x as i16);
+        let dst = &mut buf[r * KMAX..r * KMAX + kg * 4];
+        let mut c = 0;
+        while c + 16 <= k {
+            // SAFETY: avx2 is enabled for this function; `row[c..c + 16]` and `dst[c..c + 16]`
+            // are in bounds (`c + 16 <= k <= 4 kg`).
+            unsafe {
+                let wide = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.as_ptr().add(c) as *const _));
+                _mm256_storeu_si256(dst.as_mut_ptr().add(c) as *mut _, wide);
             }
+            c += 16;
+        }
+        for (c, d) in dst.iter_mut().enumerate().skip(c) {
+            *d = row.get(c).map_or(0, |&x| x as i16);
         }
     }
 }
@@ -238,16 +326,16 @@ unsafe fn tile_widened<const R: usize>(
     kg: usize,
 ) -> [[__m256i; 2]; R] {
     let w = p.w.data.as_ptr();
-    assert!(abuf.len() >= kg * R * 4);
+    assert!(R <= MR && kg * 4 <= KMAX && abuf.len() >= MR * KMAX);
     let a = abuf.as_ptr();
-    // SAFETY: weight loads as in `weights`; activation loads read 4 i16 of the first
-    // `kg * R * 4` entries of `abuf` (asserted above).
+    // SAFETY: weight loads as in `weights`; activation loads read 4 i16 at `r * KMAX + 4g`,
+    // inside `abuf` (asserted above).
     unsafe {
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
         for g in 0..kg {
             let b = weights(w, j, kg, g);
             for (r, acc) in acc.iter_mut().enumerate() {
-                let q = core::ptr::read_unaligned(a.add((g * R + r) * 4) as *const i64);
+                let q = core::ptr::read_unaligned(a.add(r * KMAX + 4 * g) as *const i64);
                 let x = _mm256_set1_epi64x(q);
                 acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(b[0], x));
                 acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(b[1], x));
