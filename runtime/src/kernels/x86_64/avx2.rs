@@ -10,9 +10,12 @@
 //!   not exact. The sign trick (`|a|` as the u8 operand, `vpsignb` moving `a`'s sign onto the
 //!   weight) bounds a pair by `127 * 127 * 2 = 32258` and is exact, but then every 32 MACs cost
 //!   `vpsignb` + `vpmaddubsw` + `vpmaddwd` (with ones, to reach i32) + `vpaddd`: two multiply
-//!   uops, as many as widening, plus one more ALU uop. It is kept below as
-//!   [`gemm_i8_sign`] (tested bit-exact by its own suite) and measured against the default in
-//!   BENCHMARKS.md; it is slower on Zen 3.
+//!   uops, as many as widening, plus one more ALU uop. AVX2 cores issue both multiplies on
+//!   the same two ports (Haswell to Comet Lake: p0/p1; Zen 1-3: measured on Zen 3, 2 per
+//!   cycle for either or a mix), so it cannot be faster; implemented and tested bit-exact
+//!   (commit "avx2: 6x8 register-blocked ..." on branch `avx2`), it measured 5-15 % slower
+//!   (BENCHMARKS.md) and was removed. It also needs weights in `[-127, 127]` (`vpsignb`
+//!   cannot negate -128), which widening does not.
 //! - `vpmaddwd` (i16 x i16, pairs summed into an i32, never saturating except for
 //!   `-32768 * -32768 * 2`, impossible from int8): products are at most `127 * 127`, each lane
 //!   gains at most `2 * 16129` per instruction, and the i32 accumulators wrap exactly as the
@@ -35,9 +38,7 @@ use crate::kernels::reference;
 use crate::kernels::{GemmI8, Kernels, Layout};
 use core::arch::x86_64::*;
 
-pub static AVX2: Kernels = TABLE;
-
-pub(super) const TABLE: Kernels = Kernels {
+pub static AVX2: Kernels = Kernels {
     name: "avx2",
     native_layout: Layout::K4N16,
     unsigned_activations: false,
@@ -48,15 +49,6 @@ pub(super) const TABLE: Kernels = Kernels {
     activate: ops::activate,
     attention: ops::attention,
     add_layer_norm: ops::add_layer_norm,
-};
-
-/// The same table with the `vpmaddubsw` sign-trick GEMM: not selectable, kept so that the two
-/// exact AVX2 formulations stay tested and comparable (`benches/gemm.rs`).
-#[doc(hidden)]
-pub static AVX2_SIGN: Kernels = Kernels {
-    name: "avx2-sign",
-    gemm_i8: gemm_i8_sign,
-    ..TABLE
 };
 
 vector_ops!("avx2,fma", crate::kernels::x86_64::f32gemm::gemm_nn_fma);
@@ -138,10 +130,8 @@ fn quantize_rows_avx2(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) 
                 let ab = _mm256_packs_epi32(a, b);
                 let de = _mm256_packs_epi32(d, e);
                 let bytes = _mm256_packs_epi16(ab, de);
-                let ordered = _mm256_permutevar8x32_epi32(
-                    bytes,
-                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
-                );
+                let ordered =
+                    _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
                 _mm256_storeu_si256(qrow.as_mut_ptr().add(c) as *mut _, ordered);
             }
             c += 32;
@@ -171,21 +161,12 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
     }
 }
 
-#[doc(hidden)]
-pub fn gemm_i8_sign(p: &GemmI8<'_>, out: &mut [f32]) {
-    if p.w.layout == Layout::K4N16 {
-        check(p, out);
-        // SAFETY: as in `gemm_i8`.
-        unsafe { sign::gemm_k4n16(p, out) }
-    } else {
-        reference::gemm_i8(p, out)
-    }
-}
-
 /// The bounds every unchecked access below relies on.
 fn check(p: &GemmI8<'_>, out: &[f32]) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let padded = Layout::K4N16.packed_len(n, k).expect("matrix size overflows");
+    let padded = Layout::K4N16
+        .packed_len(n, k)
+        .expect("matrix size overflows");
     assert!(p.w.data.len() >= padded, "packed weights too short");
     assert!(p.a.len() >= m * k && p.a_scales.len() >= m && out.len() >= m * n);
     assert!(p.w.scales.len() >= n && p.bias.is_none_or(|b| b.len() >= n));
@@ -448,88 +429,4 @@ unsafe fn store<const R: usize>(
     }
 }
 
-/// The `vpmaddubsw` formulation (see the module comment): `|a|` (u8) times `sign(a) * w` (i8),
-/// pairs at most `127 * 127 * 2 = 32258` (no saturation), then `vpmaddwd` with ones to i32.
-/// Lanes are whole columns (4 k each), so a tile is 4 rows x 16 columns (8 accumulators).
-mod sign {
-    use super::*;
-
-    const MR: usize = 4;
-
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
-        let (m, n) = (p.m, p.w.n);
-        let kg = p.w.k.div_ceil(4);
-        let nb = column_block(p.w.k);
-        let mut j0 = 0;
-        while j0 < n {
-            let j1 = (j0 + nb).min(n);
-            let mut i = 0;
-            while i < m {
-                let rows = (m - i).min(MR);
-                // SAFETY: avx2 is enabled here; `check` (caller) bounds every access.
-                unsafe {
-                    match rows {
-                        4 => block::<4>(p, out, i, j0, j1, kg),
-                        3 => block::<3>(p, out, i, j0, j1, kg),
-                        2 => block::<2>(p, out, i, j0, j1, kg),
-                        _ => block::<1>(p, out, i, j0, j1, kg),
-                    }
-                }
-                i += rows;
-            }
-            j0 = j1;
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn block<const R: usize>(
-        p: &GemmI8<'_>,
-        out: &mut [f32],
-        i0: usize,
-        j0: usize,
-        j1: usize,
-        kg: usize,
-    ) {
-        let k = p.w.k;
-        let w = p.w.data.as_ptr();
-        let rows: [&[i8]; R] = core::array::from_fn(|r| &p.a[(i0 + r) * k..(i0 + r + 1) * k]);
-        let full = k / 4;
-        let mut j = j0;
-        while j < j1 {
-            let base = (j / 16) * kg * 64;
-            // SAFETY: avx2 is enabled for the caller; weight loads read the 64 bytes of group
-            // `g < kg` of panel `j / 16` (inside `packed_len`), activation reads stay inside
-            // each row (`g < full`).
-            unsafe {
-                let ones = _mm256_set1_epi16(1);
-                let mut acc = [[_mm256_setzero_si256(); 2]; R];
-                for g in 0..kg {
-                    let b0 = _mm256_loadu_si256(w.add(base + g * 64) as *const _);
-                    let b1 = _mm256_loadu_si256(w.add(base + g * 64 + 32) as *const _);
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let bytes = if g < full {
-                            core::ptr::read_unaligned(rows[r].as_ptr().add(4 * g) as *const i32)
-                        } else {
-                            group(rows[r], g)
-                        };
-                        let x = _mm256_set1_epi32(bytes);
-                        let ax = _mm256_abs_epi8(x);
-                        let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, x));
-                        let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, x));
-                        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(p0, ones));
-                        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(p1, ones));
-                    }
-                }
-                store_sums::<R>(p, out, core::array::from_fn(|r| acc[r][0]), i0, j);
-                if j + 8 < p.w.n {
-                    store_sums::<R>(p, out, core::array::from_fn(|r| acc[r][1]), i0, j + 8);
-                }
-            }
-            j += 16;
-        }
-    }
-}
-
 crate::kernel_test_suite!(avx2_suite, &AVX2, available());
-crate::kernel_test_suite!(avx2_sign_suite, &AVX2_SIGN, available());
