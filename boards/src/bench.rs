@@ -50,7 +50,7 @@ fn process_cpu_ms() -> Option<f64> {
     // SAFETY: `clock_gettime` (libc, always linked with std on Linux) writes one `struct
     // timespec` (two 64-bit fields on the 64-bit targets bertq supports) through the pointer.
     let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    (rc == 0).then(|| t.sec as f64 * 1e3 + t.nsec as f64 * 1e-6)
+    (rc == 0).then_some(t.sec as f64 * 1e3 + t.nsec as f64 * 1e-6)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -191,7 +191,9 @@ unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
         let j1 = (j0 + nb).min(n);
         let mut i = 0;
         while i < m {
-            let rows = (m - i).min(MR);
+            // Balanced blocks (8 rows: 4 + 4, not 6 + 2): a short block amortizes the weight
+            // loads and widening over fewer rows.
+            let rows = (m - i).div_ceil((m - i).div_ceil(MR));
             if widen_ok {
                 widen_rows(p, i, rows, kg, &mut abuf);
             }
@@ -252,6 +254,10 @@ fn group(row: &[i8], g: usize) -> i32 {
     }
 }
 
+/// [`tile_widened`] as a function pointer.
+type WidenedTile<const R: usize> =
+    unsafe fn(&GemmI8<'_>, &[i16], usize, usize) -> [[__m256i; 2]; R];
+
 /// Rows `i0..i0 + R` times columns `j0..j1` (a multiple of 16 from `j0`, or `n`).
 #[inline(always)]
 unsafe fn block<const R: usize>(
@@ -266,8 +272,7 @@ unsafe fn block<const R: usize>(
     let kg = p.w.k.div_ceil(4);
     // Called through an opaque pointer: inlined here (even with `#[inline(never)]`), LLVM
     // spilled 5 of the 12 accumulators around the loop; on its own the loop keeps them all.
-    let widened_tile: unsafe fn(&GemmI8<'_>, &[i16], usize, usize) -> [[__m256i; 2]; R] =
-        core::hint::black_box(tile_widened::<R>);
+    let widened_tile: WidenedTile<R> = core::hint::black_box(tile_widened::<R>);
     let mut j = j0;
     while j < j1 {
         // SAFETY: avx2 is enabled for the caller; `check` bounds the accesses.
