@@ -39,8 +39,18 @@ MODELS = {
 
 
 def export_onnx(hf_dir: Path, out: Path, max_len: int) -> None:
-    """fp32 ONNX export of the Hugging Face model (encoder + head), dynamic sequence length."""
-    import torch
+    """fp32 ONNX export of the Hugging Face model (encoder + head), dynamic sequence length.
+    Without torch: the same network built directly from the checkpoint's tensors
+    (scripts/export_bert_onnx.py)."""
+    try:
+        import torch
+    except ImportError:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from export_bert_onnx import export
+
+        print(f"torch not installed: {out.name} built by scripts/export_bert_onnx.py", flush=True)
+        export(hf_dir, out)
+        return
     from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 
     config = AutoConfig.from_pretrained(hf_dir)
@@ -78,7 +88,9 @@ def quantize_ort(fp32: Path, int8: Path) -> None:
     quantize_dynamic(str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8)
 
 
-def ort_latency(path: Path, seq: int, threads: int, iters: int) -> float:
+def ort_latency(path: Path, seq: int, threads: int, iters: int) -> tuple[float, float]:
+    """(p50 wall-clock ms, p50 CPU ms of the calling thread: ONNX Runtime runs a 1-thread
+    session on it)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -96,16 +108,20 @@ def ort_latency(path: Path, seq: int, threads: int, iters: int) -> float:
     }
     for _ in range(max(3, iters // 10)):
         sess.run(None, feed)
-    times = []
+    times, cpu = [], []
     for _ in range(iters):
+        c = time.thread_time()
         t = time.perf_counter()
         sess.run(None, feed)
         times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        cpu.append((time.thread_time() - c) * 1e3)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def tract_latency(tract: Path, onnx: Path, seq: int, iters: int) -> float | None:
     """p50 ms under tract (single-threaded), or None if tract cannot run the model."""
+    if not tract.exists():
+        return None
     out = subprocess.run([str(tract), str(onnx), str(seq), str(iters)], capture_output=True, text=True)
     if out.returncode != 0:
         return None
@@ -160,6 +176,10 @@ def main() -> int:
     ap.add_argument("--also-kernels", nargs="*", default=[],
                     help="also time bertq with these kernel tables (e.g. avx512vnni beside the default amx)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already in target/release")
+    ap.add_argument("--baseline-bertq", type=Path,
+                    help="also time this bertq binary (e.g. a copy built before a change), same kernel flags")
+    ap.add_argument("--kernels", help="force bertq's kernel table (default: the best this CPU supports)")
+    ap.add_argument("--no-tract", action="store_true", help="skip tract (not built)")
     args = ap.parse_args()
 
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -169,7 +189,7 @@ def main() -> int:
     bertq = ROOT / "target/release/bertq"
     quantizer = ROOT / "target/release/bertq-quantize"
     # tract is built on its own (about 10 minutes): tools/tract-bench is outside the workspace.
-    if not args.no_build:
+    if not args.no_build and not args.no_tract:
         subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path", "tools/tract-bench/Cargo.toml"],
                        cwd=ROOT, check=True,
                        env={**os.environ, "CARGO_TARGET_DIR": str(ROOT / "tools/tract-bench/target")})
@@ -193,17 +213,27 @@ def main() -> int:
         rows.append({"model": name, **sm})
         for threads in args.threads:
             for seq in args.seq:
-                b = bertq_latency(bertq, bq, seq, threads, args.iters)
+                b = bertq_latency(bertq, bq, seq, threads, args.iters, args.kernels)
+                base = (bertq_latency(args.baseline_bertq, bq, seq, threads, args.iters, args.kernels)
+                        if args.baseline_bertq else None)
                 also = {k: bertq_latency(bertq, bq, seq, threads, args.iters, k)["p50_ms"]
                         for k in args.also_kernels}
-                o8 = ort_latency(int8, seq, threads, args.iters)
-                o32 = ort_latency(fp32, seq, threads, args.iters)
+                o8, o8_cpu = ort_latency(int8, seq, threads, args.iters)
+                o32, _ = ort_latency(fp32, seq, threads, args.iters)
                 # tract is single-threaded: compared at 1 thread only.
-                t32 = tract_latency(tract, fp32, seq, args.iters) if threads == 1 else None
-                t8 = tract_latency(tract, int8, seq, args.iters) if threads == 1 else None
+                no_tract = threads != 1 or args.no_tract
+                t32 = tract_latency(tract, fp32, seq, args.iters) if not no_tract else None
+                t8 = tract_latency(tract, int8, seq, args.iters) if not no_tract else None
+                cpu = b.get("cpu_p50_ms")
                 row = {
                     "model": name, "seq": seq, "threads": threads, "bertq_kernel": b["kernel"],
                     "bertq_int8_ms": b["p50_ms"], "ort_int8_ms": o8, "ort_fp32_ms": o32,
+                    "bertq_cpu_ms": cpu, "ort_int8_cpu_ms": o8_cpu,
+                    "cpu_ratio_vs_ort_int8": cpu / o8_cpu if cpu and threads == 1 else None,
+                    **({"baseline_kernel": base["kernel"], "baseline_ms": base["p50_ms"],
+                        "baseline_cpu_ms": base.get("cpu_p50_ms"),
+                        "baseline_ratio_vs_ort_int8": base["p50_ms"] / o8,
+                        "speedup_vs_baseline": base["p50_ms"] / b["p50_ms"]} if base else {}),
                     "tract_fp32_ms": t32, "tract_int8_ms": t8,
                     "ratio_vs_ort_int8": b["p50_ms"] / o8, "ratio_vs_ort_fp32": b["p50_ms"] / o32,
                     "ratio_vs_tract_fp32": b["p50_ms"] / t32 if t32 else None,
@@ -213,6 +243,12 @@ def main() -> int:
                 rows.append(row)
                 fmt = lambda v: f"{v:8.3f}" if v is not None else "     n/a"
                 extra = "".join(f" | bertq {k} {v:8.3f} (x ORT int8 {v / o8:.2f})" for k, v in also.items())
+                if row["cpu_ratio_vs_ort_int8"]:
+                    extra += (f" | cpu: bertq {cpu:8.3f} ORT int8 {o8_cpu:8.3f} "
+                              f"x {row['cpu_ratio_vs_ort_int8']:.2f}")
+                if base:
+                    extra += (f" | baseline {base['p50_ms']:8.3f} ({base['kernel']}, x ORT int8 "
+                              f"{row['baseline_ratio_vs_ort_int8']:.2f}; new is {row['speedup_vs_baseline']:.2f}x faster)")
                 print(f"{name:12} seq {seq:4} thr {threads}: bertq {b['p50_ms']:8.3f} ms ({b['kernel']}) | ORT int8 {o8:8.3f} "
                       f"fp32 {o32:8.3f} | tract fp32 {fmt(t32)} int8 {fmt(t8)} | "
                       f"x ORT int8 {row['ratio_vs_ort_int8']:.2f}"

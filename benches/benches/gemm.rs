@@ -8,9 +8,10 @@ use bertq_runtime::kernels::{self, pack, GemmI8, PackedI8};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// (k, n) of MiniLM / BERT-base linear layers.
-const SHAPES: [(usize, usize); 5] = [
+const SHAPES: [(usize, usize); 6] = [
     (384, 384),
     (384, 1536),
+    (1536, 384),
     (768, 768),
     (768, 3072),
     (3072, 768),

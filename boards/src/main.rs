@@ -573,13 +573,16 @@ fn run(command: Command) -> Result<(), String> {
             if json {
                 let v = serde_json::json!({
                     "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "mean_ms": r.mean_ms,
-                    "iters": r.iters, "seq": r.seq, "threads": r.threads, "kernel": kernels.name,
+                    "cpu_p50_ms": r.cpu_p50_ms, "iters": r.iters, "seq": r.seq, "threads": r.threads, "kernel": kernels.name,
                     "model": m.name(),
                 });
                 println!("{v}");
             } else {
+                let cpu = r
+                    .cpu_p50_ms
+                    .map_or(String::new(), |c| format!("  cpu p50 {c:.3} ms"));
                 println!(
-                    "{}: seq {} threads {} kernel {}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  mean {:.3} ms ({} iters)",
+                    "{}: seq {} threads {} kernel {}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  mean {:.3} ms{cpu} ({} iters)",
                     bertq_boards::printable(m.name()), r.seq, r.threads, kernels.name, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.iters
                 );
             }
