@@ -74,8 +74,8 @@ ARM64_DEBS = [
 PROFILE = [
     ("int8_gemm", re.compile(r"gemm_k4n16_sdot|gemm_k4n16_smmla|gemm_k8n8_smmla|neon::gemm_k4n16")),
     ("attention", re.compile(r"ops::attention|vector::attention|gemm_nn|reference::gemm_f32")),
-    ("softmax", re.compile(r"ops::softmax|aarch64::attention::softmax")),
-    ("activation", re.compile(r"ops::activate")),
+    ("softmax", re.compile(r"ops::softmax|aarch64::float::softmax")),
+    ("activation", re.compile(r"ops::activate|aarch64::float::gelu")),
     ("layer_norm", re.compile(r"ops::add_layer_norm")),
     ("quantize", re.compile(r"aarch64::quantize_row")),
     ("memory", re.compile(r"\bmem(cpy|move|set)")),
@@ -150,11 +150,13 @@ def fake_cpuinfo(cpu: str) -> None:
         f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {part}\nCPU revision\t: 1\n\n")
 
 
-def count(cpu: str, argv: list[str], plugin_args: list[str],
-          env: list[str] = ()) -> tuple[str, str]:
+def count(cpu: str, argv: list[str], plugin_args: list[str], env: list[str] = (),
+          sysroot: Path | None = None) -> tuple[str, str]:
     """(stdout, stderr) of PROGRAM under qemu-aarch64 with the counting plugin."""
-    plugin = ",".join([str(PLUGIN)] + [f"arg={a}" for a in plugin_args])
+    plugin = ",".join([str(PLUGIN)] + plugin_args)
     cmd = [str(QEMU), "-cpu", CPUS[cpu][0], "-plugin", plugin]
+    if sysroot is not None:
+        cmd += ["-L", str(sysroot)]
     for e in env:
         cmd += ["-E", e]
     out = subprocess.run(cmd + argv, capture_output=True, text=True)
@@ -244,7 +246,7 @@ def ort_counts(cpu: str, onnx: Path, seqs: list[int], iters: int) -> list[int]:
     shutil.copy(driver, SYSROOT / "ort_driver.py")
     _, err = count(cpu, [str(SYSROOT / "usr" / "bin" / "python3.11"), "/ort_driver.py",
                          f"/models/{onnx.name}", str(iters), *map(str, seqs)],
-                   ["marker"], env=["PYTHONPATH=/site", "PYTHONHOME=/usr"])
+                   ["marker=on"], env=["PYTHONPATH=/site", "PYTHONHOME=/usr"], sysroot=SYSROOT)
     segs = [int(x) for x in re.findall(r"segment \d+: (\d+)", err)]
     if len(segs) != len(seqs):
         raise RuntimeError(f"expected {len(seqs)} segments:\n{err[-2000:]}")

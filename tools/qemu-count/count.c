@@ -4,10 +4,10 @@
  * `-singlestep -d exec`, and exact: each translation block adds its instruction count inline
  * every time it runs.
  *
- *   qemu-aarch64 -cpu CPU -plugin ./libcount.so[,arg=marker][,arg=ranges=FILE] PROG ARGS...
+ *   qemu-aarch64 -cpu CPU -plugin ./libcount.so[,marker=on][,ranges=FILE] PROG ARGS...
  *
  * Prints `instructions: N` on stderr when the program exits.
- * - `marker`: count between marker system calls only: `close(-4242)` (fails with EBADF, and
+ * - `marker=on`: count between marker system calls only: `close(-4242)` (fails with EBADF, and
  *   nothing else closes that descriptor) opens a segment, the next one closes it and prints
  *   `segment K: N`. That cuts Python's start-up, imports and session creation out of an ONNX
  *   Runtime count, and one process measures several inputs.
@@ -191,7 +191,7 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
     (void)info;
     for (int i = 0; i < argc; i++) {
         const char *a = strncmp(argv[i], "arg=", 4) == 0 ? argv[i] + 4 : argv[i];
-        if (strcmp(a, "marker") == 0) {
+        if (strcmp(a, "marker") == 0 || strcmp(a, "marker=on") == 0) {
             marker_mode = true;
         } else if (strncmp(a, "ranges=", 7) == 0) {
             if (read_ranges(a + 7) != 0) {

@@ -17,8 +17,8 @@
 //! kernels keep them inside `unsafe` blocks and allow `unused_unsafe`.
 #![allow(unused_unsafe)]
 
-pub mod attention;
 pub mod dotprod;
+pub mod float;
 pub mod i8mm;
 pub mod neon;
 
@@ -376,11 +376,14 @@ pub(crate) mod ops {
     use crate::kernels::vector;
 
     pub fn softmax(x: &mut [f32]) {
-        super::attention::softmax(x)
+        super::float::softmax(x)
     }
 
     pub fn activate(act: Activation, x: &mut [f32]) {
-        vector::activate(act, x, madd)
+        match act {
+            Activation::GeluErf => super::float::gelu_erf(x, madd),
+            _ => vector::activate(act, x, madd),
+        }
     }
 
     pub fn attention(
@@ -392,9 +395,9 @@ pub(crate) mod ops {
             a,
             heads,
             scores,
-            super::attention::softmax,
+            super::float::softmax,
             |m, n, k, x, y, out, ldc, alpha| {
-                super::attention::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
+                super::float::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
             },
         )
     }
