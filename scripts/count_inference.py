@@ -75,7 +75,7 @@ PROFILE = [
     ("int8_gemm", re.compile(r"gemm_k4n16_sdot|gemm_k4n16_smmla|gemm_k8n8_smmla|neon::gemm_k4n16")),
     ("attention", re.compile(r"ops::attention|vector::attention|gemm_nn|reference::gemm_f32")),
     ("softmax", re.compile(r"ops::softmax|aarch64::float::softmax")),
-    ("activation", re.compile(r"ops::activate|aarch64::float::gelu")),
+    ("activation", re.compile(r"ops::activate")),
     ("layer_norm", re.compile(r"ops::add_layer_norm")),
     ("quantize", re.compile(r"aarch64::quantize_row")),
     ("memory", re.compile(r"\bmem(cpy|move|set)")),

@@ -29,16 +29,6 @@ pub(crate) const EXP_POLY: [f32; 8] = [
     1.0,
 ];
 
-/// erf's polynomial in `t = 1 / (1 + 0.3275911 |x|)` (Abramowitz & Stegun 7.1.26), highest
-/// degree first.
-pub(crate) const ERF_POLY: [f32; 5] = [
-    1.061_405_4,
-    -1.453_152_1,
-    1.421_413_8,
-    -0.284_496_72,
-    0.254_829_6,
-];
-
 /// e^x for x in [-87, 88] (clamped outside: softmax only meets differences to the max).
 #[inline(always)]
 pub fn exp(x: f32, madd: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
@@ -59,7 +49,17 @@ pub fn exp(x: f32, madd: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
 pub fn erf(x: f32, madd: impl Fn(f32, f32, f32) -> f32 + Copy) -> f32 {
     let a = x.abs();
     let t = 1.0 / madd(0.327_591_1, a, 1.0);
-    let poly = t * horner(t, &ERF_POLY, madd);
+    let poly = t * horner(
+        t,
+        &[
+            1.061_405_4,
+            -1.453_152_1,
+            1.421_413_8,
+            -0.284_496_72,
+            0.254_829_6,
+        ],
+        madd,
+    );
     let y = madd(-poly, exp(-a * a, madd), 1.0);
     // Restore the sign with a bit operation (a branch or select would block vectorisation).
     f32::from_bits(y.to_bits() | (x.to_bits() & 0x8000_0000))

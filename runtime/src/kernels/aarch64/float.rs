@@ -1,5 +1,5 @@
-//! The float steps with NEON: attention's f32 GEMMs (`Q K^T`, `P V`, as `x86_64/f32gemm.rs` is
-//! for x86), the softmax and the erf GELU. All are bit-identical to the portable code in
+//! The float steps of attention with NEON: the f32 GEMMs (`Q K^T`, `P V`, as
+//! `x86_64/f32gemm.rs` is for x86) and the softmax. Both are bit-identical to the portable code in
 //! [`vector`] (unit tests below compare every bit), so outputs do not change with the path,
 //! the firmware and Linux agree, and only the instruction count drops.
 //!
@@ -12,8 +12,9 @@
 //! - [`softmax`]: LLVM turned the portable 16-lane loops into gathers and spills; here the same
 //!   16 lanes are four registers, with the same clamp, Cody-Waite reduction, Horner polynomial
 //!   and exponent bits as [`vector::exp`].
-//! - [`gelu_erf`]: four lanes of [`vector::erf`]'s operations (LLVM's version of the portable
-//!   loop ran 13 instructions an element).
+//!
+//! (A NEON erf GELU written the same way executed as many instructions as LLVM's vectorisation
+//! of the portable loop, about 13 an element, so the portable one stays.)
 
 use crate::kernels::vector::{self, Matrix, Out};
 use core::arch::aarch64::*;
@@ -399,46 +400,6 @@ unsafe fn exp(x: float32x4_t) -> float32x4_t {
     }
 }
 
-/// `x * (1 + erf(x / sqrt 2)) / 2` in place, bit-identical to [`vector::activate`]'s
-/// `GeluErf` with fused multiply-adds (`madd`, for the last `len % 4` values).
-pub fn gelu_erf(x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
-    let mut chunks = x.chunks_exact_mut(4);
-    // SAFETY: NEON is part of the aarch64 baseline; loads and stores are of 4-float chunks.
-    unsafe {
-        for c in &mut chunks {
-            let v = vld1q_f32(c.as_ptr());
-            let h = vmulq_n_f32(v, 0.5);
-            let e = erf(vmulq_n_f32(v, core::f32::consts::FRAC_1_SQRT_2));
-            vst1q_f32(c.as_mut_ptr(), vfmaq_f32(h, h, e));
-        }
-    }
-    vector::activate(
-        crate::format::Activation::GeluErf,
-        chunks.into_remainder(),
-        madd,
-    );
-}
-
-/// [`vector::erf`] on 4 lanes, operation for operation.
-#[inline(always)]
-unsafe fn erf(x: float32x4_t) -> float32x4_t {
-    // SAFETY: NEON arithmetic only.
-    unsafe {
-        let a = vabsq_f32(x);
-        let one = vdupq_n_f32(1.0);
-        let t = vdivq_f32(one, vfmaq_f32(one, vdupq_n_f32(0.327_591_1), a));
-        let mut p = vdupq_n_f32(vector::ERF_POLY[0]);
-        for &c in &vector::ERF_POLY[1..] {
-            p = vfmaq_f32(vdupq_n_f32(c), p, t);
-        }
-        let poly = vmulq_f32(t, p);
-        let e = exp(vmulq_f32(vnegq_f32(a), a));
-        let y = vfmaq_f32(one, vnegq_f32(poly), e);
-        let sign = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x8000_0000));
-        vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(y), sign))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,25 +478,6 @@ mod tests {
                 let mut want = row.clone();
                 vector::softmax(&mut want, madd);
                 softmax(&mut row);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
-                assert_eq!(bits(&row), bits(&want), "len {len} spread {spread}");
-            }
-        }
-    }
-
-    /// Bit for bit the portable GELU, over the range an FFN produces and beyond (erf and exp
-    /// saturate), every length class around the 4-lane chunks.
-    #[test]
-    fn gelu_equals_the_portable_one_bit_for_bit() {
-        let mut rng = Rng(13);
-        for len in [1, 3, 4, 5, 8, 63, 1536] {
-            for spread in [0.5, 4.0, 12.0, 100.0] {
-                let mut row: std::vec::Vec<f32> =
-                    (0..len).map(|_| (rng.f32() * 2.0 - 1.0) * spread).collect();
-                row[0] = -0.0;
-                let mut want = row.clone();
-                vector::activate(crate::format::Activation::GeluErf, &mut want, madd);
-                gelu_erf(&mut row, madd);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
                 assert_eq!(bits(&row), bits(&want), "len {len} spread {spread}");
             }

@@ -380,10 +380,7 @@ pub(crate) mod ops {
     }
 
     pub fn activate(act: Activation, x: &mut [f32]) {
-        match act {
-            Activation::GeluErf => super::float::gelu_erf(x, madd),
-            _ => vector::activate(act, x, madd),
-        }
+        vector::activate(act, x, madd)
     }
 
     pub fn attention(
