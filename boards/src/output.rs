@@ -68,12 +68,11 @@ fn write_task(
                 let word = text
                     .get(e.byte_start as usize..e.byte_end as usize)
                     .unwrap_or("");
+                let name = model.entity_type(e, aggregation);
                 if aggregation == Aggregation::None {
-                    let tag = model.labels.get(e.label as usize).unwrap_or("");
-                    json::write_token_entity(s, tag, e.score, e.index, word, e.start, e.end)?;
+                    json::write_token_entity(s, name, e.score, e.index, word, e.start, e.end)?;
                 } else {
-                    let group = model.labels.entity_group(e.label as usize);
-                    json::write_entity(s, group, e.score, word, e.start, e.end)?;
+                    json::write_entity(s, name, e.score, word, e.start, e.end)?;
                 }
             }
             s.push(']');
@@ -89,6 +88,24 @@ fn write_task(
         TaskOutput::Answers(answers) => json::write_answers(s, answers, text)?,
     }
     Ok(())
+}
+
+/// `--redact`: the text with every entity replaced by `[TYPE]` (token classification), else
+/// the task's JSON.
+pub fn redacted(
+    model: &Model<'_>,
+    text: &str,
+    out: &Output<'_>,
+    top_k: usize,
+    aggregation: Aggregation,
+) -> String {
+    let TaskOutput::Entities(entities) = &out.task else {
+        return task_json(model, text, out, top_k, aggregation);
+    };
+    let mut s = String::new();
+    let name = |e: &bertq_runtime::heads::Entity| model.entity_type(e, aggregation);
+    let _ = bertq_runtime::pii::write_redacted(&mut s, text, entities, &name);
+    s
 }
 
 /// The fill-mask pipeline's shape (see [`fill_mask::write_json`], shared with the server).
