@@ -434,11 +434,11 @@ pub fn merge_spans(e: &mut [Entity], first: usize) -> usize {
 
 /// Writes `text` with every entity of `entities` (in text order, disjoint) replaced by
 /// `[TYPE]`.
-pub fn write_redacted<W: Write + ?Sized>(
+pub fn write_redacted<'n, W: Write + ?Sized>(
     w: &mut W,
     text: &str,
     entities: &[Entity],
-    name: &dyn Fn(&Entity) -> &str,
+    name: &dyn Fn(&Entity) -> &'n str,
 ) -> fmt::Result {
     let mut at = 0;
     for e in entities {
