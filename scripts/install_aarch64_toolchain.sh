@@ -6,6 +6,7 @@
 #   - gcc-aarch64-linux-gnu, libc6-dev-arm64-cross: linker and libc for static linking
 #   - qemu-user-static: qemu-aarch64-static, the test runner and instruction counter
 #   - rust-web-src: the library sources for -Zbuild-std (bare-metal aarch64-unknown-none)
+#   - qemu-system-arm: qemu-system-aarch64, which boots the firmware (scripts/firmware.sh run)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,7 +18,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    qemu-user-static rust-web-src)
+    qemu-user-static rust-web-src qemu-system-arm)
 
 missing=()
 for p in "${packages[@]}"; do

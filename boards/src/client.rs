@@ -38,14 +38,18 @@ pub struct ClientArgs {
     #[arg(long, default_value_t = 115200)]
     pub baud: u32,
     /// Print the server's model and settings.
-    #[arg(long, conflicts_with_all = ["health", "metrics"])]
+    #[arg(long, conflicts_with_all = ["health", "metrics", "shutdown"])]
     pub info: bool,
     /// Print whether the server is up.
-    #[arg(long, conflicts_with = "metrics")]
+    #[arg(long, conflicts_with_all = ["metrics", "shutdown"])]
     pub health: bool,
     /// Print the server's counters and latency percentiles.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shutdown")]
     pub metrics: bool,
+    /// Stop a bare-metal device (it answers, then halts; under QEMU it exits with status 0).
+    /// `bertq serve` refuses: stop it with SIGTERM.
+    #[arg(long)]
+    pub shutdown: bool,
     /// Labels to return for classification models (0: all).
     #[arg(long, default_value_t = 1)]
     pub top_k: u16,
@@ -549,7 +553,8 @@ pub fn reply_json(r: &Response<'_>) -> serde_json::Value {
             let result: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
             json!({"id": r.id, "result": result, "tokens": i.tokens, "truncated": i.truncated})
         }
-        ResponseBody::Info(i) => json!({
+        ResponseBody::Info(i) => {
+            let mut v = json!({
             "model": i.model,
             "task": crate::serve::reply::pipeline_name(i.task),
             "task_detail": format!("{:?}", i.task),
@@ -561,7 +566,22 @@ pub fn reply_json(r: &Response<'_>) -> serde_json::Value {
             "workers": i.workers,
             "queue_capacity": i.queue_capacity,
             "max_frame": i.max_frame,
-        }),
+            });
+            // Only firmware reports a device.
+            if let Some(d) = i.device {
+                v["device"] = json!({
+                    "board": d.board,
+                    "ram_bytes": d.ram_bytes,
+                    "arena_bytes": d.arena_bytes,
+                    "arena_used": d.arena_used,
+                    "arena_max_seq": d.arena_max_seq,
+                    "cores": d.cores,
+                    "model_source": d.model_source,
+                    "model_error": d.model_error,
+                });
+            }
+            v
+        }
         ResponseBody::Health(h) => json!({
             "ok": h.ok, "uptime_ms": h.uptime_ms, "queue_depth": h.queue_depth, "in_flight": h.in_flight,
         }),
@@ -621,6 +641,8 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
         Some(RequestBody::Health)
     } else if args.metrics {
         Some(RequestBody::Metrics)
+    } else if args.shutdown {
+        Some(RequestBody::Shutdown)
     } else {
         None
     };

@@ -126,13 +126,14 @@ fn the_server_loop_serves_an_embedded_hal_uart() {
     let mut session = Session::with_owned_memory(&model, 128).unwrap();
     let metrics = Metrics::new();
     let shared = Shared {
-        model: &model,
+        model: Some(&model),
         info: ServerInfo {
             max_seq: 128,
             kernels: session.kernels().name,
             workers: 1,
             queue_capacity: 0,
             max_frame: 2048,
+            device: None,
         },
         metrics: &metrics,
     };

@@ -34,13 +34,16 @@ pub enum ErrorCode {
     Timeout,
     /// The server is shutting down and takes no new requests.
     ShuttingDown,
+    /// The device has no usable model (the one in its model region is corrupt or does not fit
+    /// its memory); the `info` reply says why.
+    ModelUnavailable,
     /// A code this version of the protocol does not know.
     Other(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadFrame,
         ErrorCode::CrcMismatch,
         ErrorCode::UnknownMessage,
@@ -54,6 +57,7 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
+        ErrorCode::ModelUnavailable,
     ];
 
     /// The wire value (1-based; 0 is never sent).
@@ -72,7 +76,7 @@ impl ErrorCode {
 
     pub fn from_u16(n: u16) -> ErrorCode {
         match n {
-            1..=13 => ErrorCode::ALL[n as usize - 1],
+            1..=14 => ErrorCode::ALL[n as usize - 1],
             other => ErrorCode::Other(other),
         }
     }
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ModelUnavailable => "model_unavailable",
             ErrorCode::Other(_) => "other",
         }
     }
@@ -143,6 +148,7 @@ mod tests {
         assert_eq!(ErrorCode::BadFrame.to_u16(), 1);
         assert_eq!(ErrorCode::Busy.to_u16(), 6);
         assert_eq!(ErrorCode::ShuttingDown.to_u16(), 13);
+        assert_eq!(ErrorCode::ModelUnavailable.to_u16(), 14);
         for (i, c) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(c.to_u16() as usize, i + 1);
             assert_eq!(ErrorCode::from_u16(c.to_u16()), *c);

@@ -48,10 +48,10 @@ pub use frame::{
     decode_frame, decode_request, encode_frame, max_encoded_len, DecodeFailure, FrameError,
 };
 pub use message::{
-    histogram_bucket_upper_us, Aggregation, Answer, AnswerOptions, AnswerRequest, Entity,
-    EntityOptions, EntityRequest, ErrorCount, ErrorReply, HealthReply, InferOptions, InferReply,
-    InferRequest, InfoReply, LabelScore, MaskCandidate, MetricsReply, Request, RequestBody,
-    Response, ResponseBody, StrideRequest, Task, TaskResult, Text, HISTOGRAM_BUCKETS,
+    histogram_bucket_upper_us, Aggregation, Answer, AnswerOptions, AnswerRequest, DeviceInfo,
+    Entity, EntityOptions, EntityRequest, ErrorCount, ErrorReply, HealthReply, InferOptions,
+    InferReply, InferRequest, InfoReply, LabelScore, MaskCandidate, MetricsReply, Request,
+    RequestBody, Response, ResponseBody, StrideRequest, Task, TaskResult, Text, HISTOGRAM_BUCKETS,
 };
 pub use seq::Seq;
 

@@ -31,6 +31,10 @@ pub enum RequestBody<'a> {
     /// Extractive question answering (question-answering models).
     #[serde(borrow)]
     Answer(AnswerRequest<'a>),
+    /// Stop the device (the firmware: answers with a [`HealthReply`] whose `ok` is false, then
+    /// halts; under QEMU it exits with status 0). Servers with an operating system refuse it
+    /// with [`ErrorCode::Unsupported`]: they are stopped by signals.
+    Shutdown,
     /// Token classification with entity options: an optional stride, a minimum score, and
     /// redaction (the reply is then [`TaskResult::Redacted`]).
     #[serde(borrow)]
@@ -39,7 +43,7 @@ pub enum RequestBody<'a> {
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 7;
+    pub const VARIANTS: u32 = 8;
 }
 
 /// [`RequestBody::InferEntities`]: [`InferRequest`] plus what token classification can do
@@ -342,10 +346,16 @@ pub struct LabelScore<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
     TokenClassification,
-    SequenceClassification { multi_label: bool },
-    Embedding { dimension: u32 },
+    SequenceClassification {
+        multi_label: bool,
+    },
+    Embedding {
+        dimension: u32,
+    },
     QuestionAnswering,
     FillMask,
+    /// The device has no usable model ([`DeviceInfo::model_error`] says why).
+    Unavailable,
 }
 
 #[derive(Debug, PartialEq, Serialize)]
@@ -366,6 +376,32 @@ pub struct InfoReply<'a> {
     pub queue_capacity: u32,
     /// The largest frame or line the server accepts, in bytes.
     pub max_frame: u32,
+    /// Bare-metal firmware: the board, its memory and where the model came from.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    pub device: Option<DeviceInfo<'a>>,
+}
+
+/// What the firmware reports about itself in its `info` reply.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "alloc", derive(Deserialize))]
+pub struct DeviceInfo<'a> {
+    /// The board the image was built for (`virt`, `raspi3b`, `rpi4`, `rpi5`).
+    pub board: &'a str,
+    /// RAM the image occupies: code, data, the session arena and the other static buffers
+    /// (and the linked model, if it is in the image).
+    pub ram_bytes: u64,
+    /// The static session arena, sized at build time.
+    pub arena_bytes: u64,
+    /// The part of the arena this model's session uses (0 without a model).
+    pub arena_used: u64,
+    /// The longest input the arena was sized for, in tokens.
+    pub arena_max_seq: u32,
+    /// `linked` (in the image) or the model region's address (`0x04000000`).
+    pub model_source: &'a str,
+    /// Why there is no usable model, if there is none.
+    pub model_error: Option<&'a str>,
+    /// CPU cores used for inference.
+    pub cores: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -145,6 +145,29 @@ fn requests_and_replies_round_trip() {
             workers: 2,
             queue_capacity: 8,
             max_frame: 16384,
+            device: None,
+        }),
+        ResponseBody::Info(InfoReply {
+            model: "",
+            task: Task::Unavailable,
+            labels: Seq::Slice(&[]),
+            max_sequence_length: 128,
+            kernels: "dotprod",
+            version: "0.1.0",
+            protocol_version: VERSION,
+            workers: 1,
+            queue_capacity: 0,
+            max_frame: 16384,
+            device: Some(DeviceInfo {
+                board: "virt",
+                ram_bytes: 30 << 20,
+                arena_bytes: 8 << 20,
+                arena_used: 0,
+                arena_max_seq: 128,
+                model_source: "0x04000000",
+                model_error: Some("the file's CRC-32 does not match"),
+                cores: 1,
+            }),
         }),
         ResponseBody::Health(HealthReply {
             ok: true,
@@ -465,8 +488,8 @@ fn entity_requests_and_redacted_replies_round_trip() {
     let mut frame = encode(&req);
     let n = frame.len();
     let message = decode_frame(&mut frame[1..n - 1]).unwrap();
-    // Appended after the six earlier requests: discriminant 6.
-    assert_eq!(&message[..2], &[4, 6]);
+    // Appended after the seven earlier requests (the last, `Shutdown`): discriminant 7.
+    assert_eq!(&message[..2], &[4, 7]);
     assert_eq!(decode_request(message).unwrap(), req);
     // Aggregations keep their numbers; the new ones follow.
     let names: Vec<&str> = Aggregation::ALL.iter().map(|a| a.name()).collect();

@@ -72,6 +72,22 @@ impl MemorySizes {
         }
     }
 
+    /// The bytes [`SessionMemory::from_bytes`] needs for these sizes in a block that starts on
+    /// any 4-byte boundary (every buffer's alignment; the padding between them is at most 3
+    /// bytes each). `None` on overflow.
+    pub fn bytes_in_block(&self) -> Option<usize> {
+        let parts = [
+            self.f32s.checked_mul(4)?,
+            self.tokens.checked_mul(core::mem::size_of::<Token>())?,
+            self.entities.checked_mul(core::mem::size_of::<Entity>())?,
+            self.indices.checked_mul(4)?,
+            self.i8s,
+        ];
+        parts
+            .iter()
+            .try_fold(0usize, |sum, &p| sum.checked_add(p)?.checked_add(3))
+    }
+
     /// Total bytes.
     pub fn bytes(&self) -> usize {
         self.tokens * core::mem::size_of::<Token>()
@@ -92,7 +108,29 @@ pub struct SessionMemory<'m> {
     pub indices: &'m mut [u32],
 }
 
-impl SessionMemory<'_> {
+impl<'m> SessionMemory<'m> {
+    /// Carves the five buffers out of one block of bytes (a static arena on bare metal, memory
+    /// handed over through the C API), each aligned for its type. `None` if the block is too
+    /// small for `sizes` (see [`MemorySizes::bytes_in_block`]).
+    pub fn from_bytes(block: &'m mut [u8], sizes: &MemorySizes) -> Option<Self> {
+        fn take<'b, T: bytemuck::Pod>(rest: &mut &'b mut [u8], n: usize) -> Option<&'b mut [T]> {
+            let block = core::mem::take(rest);
+            let pad = block.as_ptr().align_offset(core::mem::align_of::<T>());
+            let len = n.checked_mul(core::mem::size_of::<T>())?;
+            let (head, tail) = block.get_mut(pad..)?.split_at_mut_checked(len)?;
+            *rest = tail;
+            bytemuck::try_cast_slice_mut(head).ok()
+        }
+        let mut rest = block;
+        Some(SessionMemory {
+            f32s: take(&mut rest, sizes.f32s)?,
+            tokens: take(&mut rest, sizes.tokens)?,
+            entities: take(&mut rest, sizes.entities)?,
+            indices: take(&mut rest, sizes.indices)?,
+            i8s: take(&mut rest, sizes.i8s)?,
+        })
+    }
+
     fn fits(&self, s: &MemorySizes) -> bool {
         self.tokens.len() >= s.tokens
             && self.f32s.len() >= s.f32s
@@ -395,22 +433,40 @@ macro_rules! exec_of {
         Exec {
             kernels: $s.kernels,
             precision: $s.precision,
-            par: parallel_of(pool_field!($s)),
+            par: parallel_of(pool_field!($s), $s.external),
         }
     };
 }
 
+/// The session's own thread pool (std), else the workers it was given, else one thread.
 #[cfg(feature = "std")]
-fn parallel_of(pool: Option<&crate::parallel::ThreadPool>) -> &dyn Parallel {
-    match pool {
-        Some(p) => p,
-        None => &Sequential,
+fn parallel_of(
+    pool: Option<&crate::parallel::ThreadPool>,
+    external: Option<External>,
+) -> &dyn Parallel {
+    match (pool, external) {
+        (Some(p), _) => p,
+        (None, Some(e)) => e.0,
+        (None, None) => &Sequential,
     }
 }
 
 #[cfg(not(feature = "std"))]
-fn parallel_of(_: Option<&Sequential>) -> &'static dyn Parallel {
-    &Sequential
+fn parallel_of(_: Option<&Sequential>, external: Option<External>) -> &'static dyn Parallel {
+    match external {
+        Some(e) => e.0,
+        None => &Sequential,
+    }
+}
+
+/// Workers a session was given ([`Session::set_parallel`]): the firmware's other cores.
+#[derive(Clone, Copy)]
+struct External(&'static dyn Parallel);
+
+impl fmt::Debug for External {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "External({} parts)", self.0.parts())
+    }
 }
 
 /// A model plus preallocated memory for sequences of up to `max_seq` tokens.
@@ -425,6 +481,7 @@ pub struct Session<'m, 'a, S: Storage> {
     precision: Precision,
     #[cfg(feature = "std")]
     pool: Option<crate::parallel::ThreadPool>,
+    external: Option<External>,
 }
 
 #[cfg(feature = "std")]
@@ -501,7 +558,26 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             precision: Precision::Int8,
             #[cfg(feature = "std")]
             pool: None,
+            external: None,
         })
+    }
+
+    /// Splits runs over `parallel` (e.g. the firmware's other cores), whose every part needs its
+    /// own attention buffer: the storage must fit [`MemorySizes::for_model_input`] for
+    /// `parallel.parts()` threads. Results are bit-identical to one thread (work is split by rows
+    /// and heads, never inside a sum).
+    pub fn set_parallel(&mut self, parallel: &'static dyn Parallel) -> Result<(), SessionError> {
+        let sizes = MemorySizes::for_model_input(
+            self.model,
+            self.max_seq,
+            self.max_input,
+            parallel.parts(),
+        );
+        if !self.storage.memory().fits(&sizes) {
+            return Err(SessionError::MemoryTooSmall);
+        }
+        self.external = Some(External(parallel));
+        Ok(())
     }
 
     /// Threads a run is split over.
@@ -510,7 +586,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
     }
 
     fn parallel(&self) -> &dyn Parallel {
-        parallel_of(pool_field!(self))
+        parallel_of(pool_field!(self), self.external)
     }
 
     pub fn model(&self) -> &'m Model<'a> {
@@ -1170,4 +1246,40 @@ fn finish_spans(
     let text = text.get(..covered).unwrap_or(text);
     crate::pii::recognize_and_merge(text, &model.labels, profile, pipeline, entities, count)
         .map_err(|o| RunError::TooManySpans { max: o.max })
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn session_memory_is_carved_from_any_block_that_is_large_enough() {
+        let sizes = MemorySizes {
+            tokens: 7,
+            f32s: 13,
+            i8s: 5,
+            entities: 3,
+            indices: 2,
+        };
+        let need = sizes.bytes_in_block().unwrap();
+        assert!(need >= sizes.bytes());
+        let mut words = [0u64; 64];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        // Every start offset modulo 8: the buffers are aligned inside the block.
+        for offset in 0..8 {
+            let block = &mut bytes[offset..offset + need];
+            let m = SessionMemory::from_bytes(block, &sizes).expect("fits");
+            assert!(m.fits(&sizes));
+            assert_eq!(m.f32s.as_ptr() as usize % 4, 0);
+            assert_eq!(m.entities.as_ptr() as usize % 4, 0);
+        }
+        // An aligned block one byte short of the unpadded total cannot hold it.
+        assert!(SessionMemory::from_bytes(&mut bytes[..sizes.bytes() - 1], &sizes).is_none());
+        let huge = MemorySizes {
+            f32s: usize::MAX / 2,
+            ..sizes
+        };
+        assert_eq!(huge.bytes_in_block(), None);
+        assert!(SessionMemory::from_bytes(bytes, &huge).is_none());
+    }
 }

@@ -6,7 +6,7 @@
 //! | field | value | default |
 //! |---|---|---|
 //! | `id` | a number or a string (at most 64 bytes of JSON), echoed in the reply | `null` |
-//! | `type` | `"infer"`, `"info"`, `"health"` or `"metrics"` | `"infer"` |
+//! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"` or `"shutdown"` (firmware) | `"infer"` |
 //! | `text` | the text (infer) | required for infer |
 //! | `top_k` | labels to return (classification); `null` or `0` for all | 1 |
 //! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` (Hugging Face's), `"span"`, `"pii"`, `"compat"` (bertq's) | the model's: `"pii"` with a PII profile, else `"simple"` |
@@ -314,6 +314,7 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                             b"info" => Kind::Info,
                             b"health" => Kind::Health,
                             b"metrics" => Kind::Metrics,
+                            b"shutdown" => Kind::Shutdown,
                             _ => {
                                 return Err(fail(
                                     id,

@@ -24,6 +24,12 @@ pub trait Env {
     fn now_us(&self) -> u64;
     /// The server is shutting down: finish the current request and return.
     fn stopping(&self) -> bool;
+    /// A client asked the device to stop: `true` if this server honours that (the firmware:
+    /// the loop replies, then returns [`LinkEnd::Shutdown`]); servers with an operating
+    /// system refuse (they are stopped by signals).
+    fn accepts_shutdown(&self) -> bool {
+        false
+    }
 }
 
 /// Runs inferences and writes their replies.
@@ -38,7 +44,9 @@ pub trait Backend {
 /// What every link of a server shares (read-only but for the atomic metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct Shared<'m, 'a> {
-    pub model: &'m Model<'a>,
+    /// `None` on a device whose model could not be loaded: every inference is then refused with
+    /// `model_unavailable` and `info` says why.
+    pub model: Option<&'m Model<'a>>,
     pub info: ServerInfo<'m>,
     pub metrics: &'m Metrics,
 }
@@ -73,6 +81,8 @@ pub enum LinkEnd {
     Stalled,
     /// The server is shutting down.
     Stopped,
+    /// A client asked the device to stop, and it was answered.
+    Shutdown,
     Read(ErrorKind),
     Write(ErrorKind),
 }
@@ -156,15 +166,18 @@ where
             let Some(item) = item else { continue };
             let started = env.now_us();
             out.clear();
-            let (error, inference) = handle(item, shared, backend, env, out, &mut format);
+            let done = handle(item, shared, backend, env, out, &mut format);
             if let Err(e) = send(io, out) {
                 return LinkEnd::Write(e);
             }
-            shared.metrics.record_request(error);
-            if inference && error.is_none() {
+            shared.metrics.record_request(done.error);
+            if done.inference && done.error.is_none() {
                 shared
                     .metrics
                     .record_inference(env.now_us().saturating_sub(started));
+            }
+            if done.shutdown {
+                return LinkEnd::Shutdown;
             }
         }
     }
@@ -178,8 +191,18 @@ fn send<T: Write>(io: &mut T, out: &Out<'_>) -> Result<(), ErrorKind> {
     io.flush().map_err(|e| e.kind())
 }
 
-/// Answers one message into `out`; returns the error code (if it failed) and whether it was an
-/// inference.
+/// What answering one message did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Handled {
+    /// The error code, if it failed.
+    error: Option<ErrorCode>,
+    /// It was an inference.
+    inference: bool,
+    /// It was an accepted shutdown request: the loop ends once the reply is sent.
+    shutdown: bool,
+}
+
+/// Answers one message into `out`.
 fn handle<B: Backend, E: Env>(
     item: Item<'_>,
     shared: &Shared<'_, '_>,
@@ -187,10 +210,13 @@ fn handle<B: Backend, E: Env>(
     env: &E,
     out: &mut Out<'_>,
     format: &mut Format,
-) -> (Option<ErrorCode>, bool) {
+) -> Handled {
     let fail = |out: &mut Out<'_>, to: ReplyTo, f: Failure| {
         reply::write_error(to, f.code, &f.message, out);
-        (Some(f.code), false)
+        Handled {
+            error: Some(f.code),
+            ..Handled::default()
+        }
     };
     match item {
         Item::TooLong(kind) => {
@@ -257,6 +283,7 @@ fn handle<B: Backend, E: Env>(
                 RequestBody::Info => (Kind::Info, "", InferOptions::default(), none),
                 RequestBody::Health => (Kind::Health, "", InferOptions::default(), none),
                 RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default(), none),
+                RequestBody::Shutdown => (Kind::Shutdown, "", InferOptions::default(), none),
             };
             let job = InferJob {
                 to,
@@ -293,8 +320,14 @@ fn dispatch<B: Backend, E: Env>(
     backend: &mut B,
     env: &E,
     out: &mut Out<'_>,
-) -> (Option<ErrorCode>, bool) {
+) -> Handled {
     let to = job.to;
+    let health = |ok: bool| HealthReply {
+        ok,
+        uptime_ms: env.now_us() / 1000,
+        queue_depth: backend.queue_depth(),
+        in_flight: backend.in_flight(),
+    };
     let result = match kind {
         Kind::Infer => {
             if env.stopping() {
@@ -302,21 +335,27 @@ fn dispatch<B: Backend, E: Env>(
                     ErrorCode::ShuttingDown,
                     "the server is shutting down",
                 ))
+            } else if shared.model.is_none() {
+                Err(Failure::plain(
+                    ErrorCode::ModelUnavailable,
+                    "this device has no usable model: see the info reply's model_error",
+                ))
             } else {
                 backend.infer(&job, out)
             }
         }
         Kind::Info => reply::write_info(shared.model, &shared.info, to, out),
-        Kind::Health => reply::write_health(
-            &HealthReply {
-                ok: !env.stopping(),
-                uptime_ms: env.now_us() / 1000,
-                queue_depth: backend.queue_depth(),
-                in_flight: backend.in_flight(),
-            },
-            to,
-            out,
-        ),
+        Kind::Health => reply::write_health(&health(!env.stopping()), to, out),
+        Kind::Shutdown => {
+            if env.accepts_shutdown() {
+                reply::write_health(&health(false), to, out)
+            } else {
+                Err(Failure::plain(
+                    ErrorCode::Unsupported,
+                    "shutdown is for bare-metal devices; stop this server with SIGTERM",
+                ))
+            }
+        }
         Kind::Metrics => reply::write_metrics(
             shared.metrics,
             &Gauges {
@@ -329,12 +368,21 @@ fn dispatch<B: Backend, E: Env>(
             out,
         ),
     };
+    let inference = kind == Kind::Infer;
     match result {
-        Ok(()) => (None, kind == Kind::Infer),
+        Ok(()) => Handled {
+            error: None,
+            inference,
+            shutdown: kind == Kind::Shutdown,
+        },
         Err(f) => {
             out.clear();
             reply::write_error(to, f.code, &f.message, out);
-            (Some(f.code), kind == Kind::Infer)
+            Handled {
+                error: Some(f.code),
+                inference,
+                shutdown: false,
+            }
         }
     }
 }

@@ -3,9 +3,9 @@
 use crate::metrics::Metrics;
 pub use crate::request::ReplyTo;
 use bertq_protocol::{
-    encode_frame, Aggregation, Answer, Entity, EntityOptions, ErrorCode, ErrorCount, ErrorReply,
-    HealthReply, InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate, MetricsReply,
-    Response, ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
+    encode_frame, Aggregation, Answer, DeviceInfo, Entity, EntityOptions, ErrorCode, ErrorCount,
+    ErrorReply, HealthReply, InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate,
+    MetricsReply, Response, ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
 };
 use bertq_runtime::format::TaskHead;
 use bertq_runtime::heads::{fill_mask, json};
@@ -378,6 +378,8 @@ pub struct ServerInfo<'a> {
     pub workers: u16,
     pub queue_capacity: u32,
     pub max_frame: usize,
+    /// Bare-metal firmware only: board, memory, model source and error.
+    pub device: Option<DeviceInfo<'a>>,
 }
 
 fn task_of(model: &Model<'_>) -> Task {
@@ -405,27 +407,31 @@ pub fn pipeline_name(task: Task) -> &'static str {
         Task::Embedding { .. } => "feature-extraction",
         Task::QuestionAnswering => "question-answering",
         Task::FillMask => "fill-mask",
+        Task::Unavailable => "unavailable",
     }
 }
 
 pub fn write_info(
-    model: &Model<'_>,
+    model: Option<&Model<'_>>,
     info: &ServerInfo<'_>,
     to: ReplyTo,
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
-    let task = task_of(model);
+    let task = model.map_or(Task::Unavailable, task_of);
+    let name = model.map_or("", |m| m.name());
+    let labels = model.map(|m| &m.labels);
+    let label_count = labels.map_or(0, |l| l.len());
     let version = env!("CARGO_PKG_VERSION");
     match to {
         ReplyTo::Binary(id) => {
-            let get = |i: usize| model.labels.get(i).unwrap_or("");
+            let get = |i: usize| labels.and_then(|l| l.get(i)).unwrap_or("");
             out.frame(&Response {
                 id,
                 body: ResponseBody::Info(InfoReply {
-                    model: model.name(),
+                    model: name,
                     task,
                     labels: Seq::Map {
-                        len: model.labels.len(),
+                        len: label_count,
                         get: &get,
                     },
                     max_sequence_length: info.max_seq as u32,
@@ -435,12 +441,13 @@ pub fn write_info(
                     workers: info.workers,
                     queue_capacity: info.queue_capacity,
                     max_frame: info.max_frame as u32,
+                    device: info.device,
                 }),
             })
         }
         ReplyTo::Json(id) => out.text(|w| {
             write!(w, "{{\"id\":{},\"result\":{{\"model\":", id.as_str())?;
-            json::write_str(w, model.name())?;
+            json::write_str(w, name)?;
             write!(w, ",\"task\":\"{}\"", pipeline_name(task))?;
             if let Task::SequenceClassification { multi_label } = task {
                 write!(w, ",\"multi_label\":{multi_label}")?;
@@ -449,7 +456,7 @@ pub fn write_info(
                 write!(w, ",\"dimension\":{dimension}")?;
             }
             w.write_str(",\"labels\":[")?;
-            for (i, l) in model.labels.iter().enumerate() {
+            for (i, l) in labels.into_iter().flat_map(|l| l.iter()).enumerate() {
                 if i > 0 {
                     w.write_char(',')?;
                 }
@@ -457,14 +464,37 @@ pub fn write_info(
             }
             write!(w, "],\"max_sequence_length\":{},\"kernels\":", info.max_seq)?;
             json::write_str(w, info.kernels)?;
-            writeln!(
+            write!(
                 w,
                 ",\"version\":\"{version}\",\"protocol_version\":{VERSION},\"workers\":{},\
-                 \"queue_capacity\":{},\"max_frame\":{}}}}}",
+                 \"queue_capacity\":{},\"max_frame\":{}",
                 info.workers, info.queue_capacity, info.max_frame
-            )
+            )?;
+            if let Some(d) = &info.device {
+                write_device_json(w, d)?;
+            }
+            w.write_str("}}\n")
         }),
     }
+}
+
+/// `,"device":{...}` of a JSON `info` reply.
+fn write_device_json(w: &mut Out<'_>, d: &DeviceInfo<'_>) -> fmt::Result {
+    w.write_str(",\"device\":{\"board\":")?;
+    json::write_str(w, d.board)?;
+    write!(
+        w,
+        ",\"ram_bytes\":{},\"arena_bytes\":{},\"arena_used\":{},\"arena_max_seq\":{},\
+         \"cores\":{},\"model_source\":",
+        d.ram_bytes, d.arena_bytes, d.arena_used, d.arena_max_seq, d.cores
+    )?;
+    json::write_str(w, d.model_source)?;
+    w.write_str(",\"model_error\":")?;
+    match d.model_error {
+        Some(e) => json::write_str(w, e)?,
+        None => w.write_str("null")?,
+    }
+    w.write_char('}')
 }
 
 pub fn write_health(h: &HealthReply, to: ReplyTo, out: &mut Out<'_>) -> Result<(), Failure> {

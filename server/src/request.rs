@@ -56,6 +56,8 @@ pub enum Kind {
     Info,
     Health,
     Metrics,
+    /// Stop the device (firmware only; see [`crate::link::Env::shutdown`]).
+    Shutdown,
 }
 
 /// One inference to run.

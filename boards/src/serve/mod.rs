@@ -440,9 +440,10 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         workers: cfg.workers.min(u16::MAX as usize) as u16,
         queue_capacity: cfg.queue as u32,
         max_frame: cfg.max_frame,
+        device: None,
     };
     let shared = Shared {
-        model,
+        model: Some(model),
         info,
         metrics: &metrics,
     };

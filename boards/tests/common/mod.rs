@@ -27,6 +27,11 @@ pub fn texts() -> Vec<String> {
 /// server's infer request is one window (long texts truncated), which `bertq run` does with
 /// `--truncate`; with `--stride` in `extra`, both run the whole text in windows.
 pub fn run_outputs(texts: &[String], extra: &[&str]) -> Vec<String> {
+    run_outputs_env(texts, extra, &[])
+}
+
+/// [`run_outputs`] with environment variables (e.g. `BERTQ_KERNELS`).
+pub fn run_outputs_env(texts: &[String], extra: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let truncate: &[&str] = if extra.contains(&"--stride") {
         &[]
     } else {
@@ -36,6 +41,7 @@ pub fn run_outputs(texts: &[String], extra: &[&str]) -> Vec<String> {
         .arg("run")
         .args(truncate)
         .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

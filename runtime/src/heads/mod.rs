@@ -280,6 +280,7 @@ pub fn rank(scores: &[f32], ranking: &mut [u32]) {
 
 /// One entity found by token classification (see [`token_classification::decode`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C)]
 pub struct Entity {
     /// The label id of the entity's first token (or word); [`crate::model::Labels::entity_group`]
     /// names its group, [`crate::model::Labels::get`] the full tag (`aggregation = none`).
@@ -295,6 +296,12 @@ pub struct Entity {
     /// Index of the (first) token in the encoded sequence (Hugging Face's `index`).
     pub index: u32,
 }
+
+// SAFETY: `Entity` is `repr(C)` with seven 4-byte fields (`u32`, `f32`): no padding, every bit
+// pattern valid.
+unsafe impl bytemuck::Zeroable for Entity {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Entity {}
 
 /// Token classification logits for every token.
 pub fn token_logits(

@@ -52,6 +52,7 @@ pub const MAX_WORD_CHARS: usize = 256;
 
 /// One token of an encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Token {
     pub id: u32,
     /// Character offsets (Python `str` indices) into the original text, end exclusive.
@@ -65,6 +66,11 @@ pub struct Token {
     /// counts as a word), [`NO_WORD`] for `[CLS]`/`[SEP]`.
     pub word: u32,
 }
+
+// SAFETY: `Token` is `repr(C)` with six `u32` fields: no padding, every bit pattern valid.
+unsafe impl bytemuck::Zeroable for Token {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Token {}
 
 /// What [`Tokenizer::encode`] wrote.
 /// How many content tokens of each side of a pair survive in `budget` slots, as `tokenizers`'

@@ -27,13 +27,14 @@ pub use neon::NEON;
 use super::{reference, GemmI8, Kernels};
 use core::arch::aarch64::*;
 
-/// Whether this CPU executes SDOT (runtime detection with `std`, the target features without).
+/// Whether this CPU executes SDOT (runtime detection: the OS's with `std`, the ID registers
+/// without; always true when the build enables the feature).
 #[inline]
 pub fn has_dotprod() -> bool {
     #[cfg(feature = "std")]
     return std::arch::is_aarch64_feature_detected!("dotprod");
     #[cfg(not(feature = "std"))]
-    return cfg!(target_feature = "dotprod");
+    return cfg!(target_feature = "dotprod") || id_registers::features().dotprod;
 }
 
 /// Whether this CPU executes SMMLA (and SDOT, which the I8MM table also uses).
@@ -42,7 +43,64 @@ pub fn has_i8mm() -> bool {
     #[cfg(feature = "std")]
     return std::arch::is_aarch64_feature_detected!("i8mm") && has_dotprod();
     #[cfg(not(feature = "std"))]
-    return cfg!(target_feature = "i8mm") && has_dotprod();
+    return (cfg!(target_feature = "i8mm") || id_registers::features().i8mm) && has_dotprod();
+}
+
+/// CPU features from the ID registers, for builds without an OS to ask (bare metal: one image
+/// runs on a Cortex-A53 and on a Neoverse core). Read once and cached.
+#[cfg(not(feature = "std"))]
+pub mod id_registers {
+    use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+    /// The features the kernels care about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Features {
+        /// `ID_AA64ISAR0_EL1.DP` (bits 47:44) is at least 1: SDOT/UDOT.
+        pub dotprod: bool,
+        /// `ID_AA64ISAR1_EL1.I8MM` (bits 55:52) is at least 1: SMMLA/UMMLA.
+        pub i8mm: bool,
+    }
+
+    const KNOWN: u8 = 1;
+    const DOTPROD: u8 = 2;
+    const I8MM: u8 = 4;
+    /// `KNOWN | DOTPROD? | I8MM?` once read; 0 before.
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+
+    /// The decoded fields of the two ID register values.
+    pub fn decode(isar0: u64, isar1: u64) -> Features {
+        Features {
+            dotprod: (isar0 >> 44) & 0xf >= 1,
+            i8mm: (isar1 >> 52) & 0xf >= 1,
+        }
+    }
+
+    /// This CPU's features.
+    pub fn features() -> Features {
+        let mut bits = CACHE.load(Relaxed);
+        if bits & KNOWN == 0 {
+            let (isar0, isar1): (u64, u64);
+            // SAFETY: reading the ID registers has no side effects and touches no memory. They
+            // are readable at EL1 (the firmware); at EL0 under Linux the kernel emulates the read.
+            unsafe {
+                core::arch::asm!(
+                    "mrs {0}, ID_AA64ISAR0_EL1",
+                    "mrs {1}, ID_AA64ISAR1_EL1",
+                    out(reg) isar0,
+                    out(reg) isar1,
+                    options(nomem, nostack, preserves_flags)
+                );
+            }
+            let f = decode(isar0, isar1);
+            bits = KNOWN | if f.dotprod { DOTPROD } else { 0 } | if f.i8mm { I8MM } else { 0 };
+            // Racing first calls store the same value.
+            CACHE.store(bits, Relaxed);
+        }
+        Features {
+            dotprod: bits & DOTPROD != 0,
+            i8mm: bits & I8MM != 0,
+        }
+    }
 }
 
 /// The fastest aarch64 table this CPU supports: I8MM, else DOTPROD, else NEON.
