@@ -181,11 +181,11 @@ struct Span {
     end: usize,
 }
 
+/// Precision, recall, F1, and per gold type (found, total).
+type Score = (f64, f64, f64, BTreeMap<String, (usize, usize)>);
+
 /// Exact span F1 (type, start, end) over all sentences, and per gold type (recall).
-fn score(
-    gold: &[Vec<Span>],
-    found: &[Vec<Span>],
-) -> (f64, f64, f64, BTreeMap<String, (usize, usize)>) {
+fn score(gold: &[Vec<Span>], found: &[Vec<Span>]) -> Score {
     let (mut tp, mut n_gold, mut n_found) = (0usize, 0usize, 0usize);
     let mut per_type: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (g, f) in gold.iter().zip(found) {
@@ -262,7 +262,7 @@ fn default_output_scores_on_the_labelled_pii_set() {
         gold.len(),
         gold.iter().map(Vec::len).sum::<usize>()
     );
-    let line = |name: &str, (p, r, f1, per): &(f64, f64, f64, BTreeMap<String, (usize, usize)>)| {
+    let line = |name: &str, (p, r, f1, per): &Score| {
         let types: Vec<String> = per
             .iter()
             .map(|(t, (hit, n))| format!("{t} {hit}/{n}"))

@@ -143,7 +143,6 @@ fn emails(s: &[u8], found: &mut dyn FnMut(usize, usize)) {
             while k > d0 + 1 {
                 k -= 1;
                 if s[k] == b'.'
-                    && k + 2 < d1 + 1
                     && k + 2 < n
                     && s[k + 1].is_ascii_alphabetic()
                     && s[k + 2].is_ascii_alphabetic()
