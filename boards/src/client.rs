@@ -271,6 +271,7 @@ impl Client {
         let text_len = match &body {
             RequestBody::Infer(r) => r.text.len(),
             RequestBody::InferStride(r) => r.text.len(),
+            RequestBody::InferEntities(r) => r.text.len() + 16,
             RequestBody::Answer(r) => r.question.len() + r.context.len() + 16,
             _ => 0,
         };
