@@ -99,16 +99,16 @@ impl<'a> PiiProfile<'a> {
             let err = |message| ProfileError { line, message };
             let mut args = rest.split_whitespace();
             match key {
-                "recognizers" => {
+                "recognizers"
                     if !rest
                         .split_whitespace()
-                        .all(|n| Recognizer::from_name(n).is_some())
-                    {
-                        return Err(err(
-                            "unknown recognizer (credit_card, ssn, email, url, ip_address, phone)",
-                        ));
-                    }
+                        .all(|n| Recognizer::from_name(n).is_some()) =>
+                {
+                    return Err(err(
+                        "unknown recognizer (credit_card, ssn, email, url, ip_address, phone)",
+                    ));
                 }
+                "recognizers" => {}
                 "confirm" => {
                     let (Some(r), Some(_), None) = (args.next(), args.next(), args.next()) else {
                         return Err(err("expected `confirm RECOGNIZER TYPE`"));

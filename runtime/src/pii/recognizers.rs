@@ -211,13 +211,10 @@ fn urls(s: &[u8], found: &mut dyn FnMut(usize, usize)) {
 
 /// One of `25[0-5]|2[0-4]\d|1?\d?\d` matching all of `d`.
 fn octet(d: &[u8]) -> bool {
-    match d {
-        [_] | [_, _] => true,
-        [b'1', _, _] => true,
-        [b'2', b'0'..=b'4', _] => true,
-        [b'2', b'5', b'0'..=b'5'] => true,
-        _ => false,
-    }
+    matches!(
+        d,
+        [_] | [_, _] | [b'1', _, _] | [b'2', b'0'..=b'4', _] | [b'2', b'5', b'0'..=b'5']
+    )
 }
 
 /// `\b(?:OCTET\.){3}OCTET\b`: each octet is then a whole run of digits (a shorter one would be
@@ -348,7 +345,7 @@ pub fn luhn(t: &[u8]) -> bool {
         total += v;
         double = !double;
     }
-    total % 10 == 0
+    total.is_multiple_of(10)
 }
 
 /// `\b\d(?:[ -]?\d){12,18}\b` (greedy, backing off to the longest that ends at a word
