@@ -4,7 +4,9 @@
 //!   and picks the load address of the linker script;
 //! - `BERTQ_MODEL`: the model file linked into the image (default: the built-in Rampart PII model);
 //! - `BERTQ_MAX_SEQ`: the longest input in tokens the static session arena is sized for (128);
-//! - `BERTQ_BAUD`: the UART's line speed (115200).
+//! - `BERTQ_BAUD`: the UART's line speed (115200);
+//! - `BERTQ_FAULT_TEST`: (tests only) an image that takes an undefined-instruction exception as
+//!   soon as its UART is up, to check the exception report.
 //!
 //! The model is loaded here (with `std`, on the build machine) to size the arena and the reply
 //! buffer exactly, so the image's memory is fixed and known before it boots.
@@ -43,7 +45,13 @@ fn setting(name: &str) -> Option<String> {
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    for var in ["BERTQ_BOARD", "BERTQ_MODEL", "BERTQ_MAX_SEQ", "BERTQ_BAUD"] {
+    for var in [
+        "BERTQ_BOARD",
+        "BERTQ_MODEL",
+        "BERTQ_MAX_SEQ",
+        "BERTQ_BAUD",
+        "BERTQ_FAULT_TEST",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -140,4 +148,9 @@ SECTIONS
         out.join("firmware.map").display()
     );
     println!("cargo:rustc-cfg=board=\"{board}\"");
+    // A test image that faults on purpose right after the UART is up (scripts/test_firmware.sh
+    // checks the exception report and the exit status with it).
+    if setting("BERTQ_FAULT_TEST").is_some() {
+        println!("cargo:rustc-cfg=fault_test");
+    }
 }

@@ -79,7 +79,7 @@ build() {
     (cd "$root/firmware" &&
         RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never \
         CARGO_TARGET_DIR="$target_dir" BERTQ_BOARD="$board" BERTQ_MODEL="$model" \
-        BERTQ_MAX_SEQ="$max_seq" BERTQ_BAUD="$baud" \
+        BERTQ_MAX_SEQ="$max_seq" BERTQ_BAUD="$baud" BERTQ_FAULT_TEST="${BERTQ_FAULT_TEST:-}" \
         cargo build --release --locked)
     local elf="$target_dir/aarch64-unknown-none/release/bertq-firmware"
     cp "$elf" "$dest/bertq-firmware.elf"

@@ -7,6 +7,8 @@
 #   - qemu-user-static: qemu-aarch64-static, the test runner and instruction counter
 #   - rust-web-src: the library sources for -Zbuild-std (bare-metal aarch64-unknown-none)
 #   - qemu-system-arm: qemu-system-aarch64, which boots the firmware (scripts/firmware.sh run)
+#     and the C API's bare-metal example (scripts/test_capi.sh)
+#   - valgrind: the memory checker of scripts/test_capi.sh
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,7 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    qemu-user-static rust-web-src qemu-system-arm)
+    qemu-user-static rust-web-src qemu-system-arm valgrind)
 
 missing=()
 for p in "${packages[@]}"; do

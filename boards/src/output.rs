@@ -1,7 +1,7 @@
 //! Printing results: JSON in Hugging Face pipeline shapes, and the `info` report.
 
 use bertq_runtime::format::{Pooling, TaskHead};
-use bertq_runtime::heads::{fill_mask, json};
+use bertq_runtime::heads::json;
 use bertq_runtime::tokenizer::Token;
 use bertq_runtime::{Aggregation, MemorySizes, Model, Output, TaskOutput};
 
@@ -23,8 +23,9 @@ pub fn task_name(t: TaskHead) -> &'static str {
     }
 }
 
-/// The task's result as one JSON value: `[{"label","score"}]` (top k), `[{"entity_group",
-/// "score","word","start","end"}]`, or the embedding as an array.
+/// The task's result as one JSON value, as [`json::write_output`] writes it (shared with the C
+/// library, `capi/`): `[{"label","score"}]` (top k), `[{"entity_group","score","word","start",
+/// "end"}]`, or the embedding as an array.
 /// With aggregation `none`, entities are tokens: `{"entity","score","index","word","start","end"}`.
 pub fn task_json(
     model: &Model<'_>,
@@ -35,59 +36,8 @@ pub fn task_json(
 ) -> String {
     let mut s = String::new();
     // Writing to a String cannot fail.
-    let _ = write_task(&mut s, model, text, out, top_k, aggregation);
+    let _ = json::write_output(&mut s, model, text, out, top_k, aggregation);
     s
-}
-
-fn write_task(
-    s: &mut String,
-    model: &Model<'_>,
-    text: &str,
-    out: &Output<'_>,
-    top_k: usize,
-    aggregation: Aggregation,
-) -> std::fmt::Result {
-    match &out.task {
-        TaskOutput::Classification { scores, ranking } => {
-            s.push('[');
-            for (i, &id) in ranking.iter().take(top_k.max(1)).enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                let label = model.labels.get(id as usize).unwrap_or("");
-                json::write_label_score(s, label, scores[id as usize])?;
-            }
-            s.push(']');
-        }
-        TaskOutput::Entities(entities) => {
-            s.push('[');
-            for (i, e) in entities.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                let word = text
-                    .get(e.byte_start as usize..e.byte_end as usize)
-                    .unwrap_or("");
-                let name = model.entity_type(e, aggregation);
-                if aggregation == Aggregation::None {
-                    json::write_token_entity(s, name, e.score, e.index, word, e.start, e.end)?;
-                } else {
-                    json::write_entity(s, name, e.score, word, e.start, e.end)?;
-                }
-            }
-            s.push(']');
-        }
-        TaskOutput::Embedding(v) => json::write_f32_array(s, v)?,
-        TaskOutput::FillMask {
-            top_k,
-            positions,
-            ids,
-            scores,
-        } => write_fill_mask(s, model, out.tokens, *top_k, positions, ids, scores)?,
-        // `text` is the context.
-        TaskOutput::Answers(answers) => json::write_answers(s, answers, text)?,
-    }
-    Ok(())
 }
 
 /// `--redact`: the text with every entity replaced by `[TYPE]` (token classification), else
@@ -106,21 +56,6 @@ pub fn redacted(
     let name = |e: &bertq_runtime::heads::Entity| model.entity_type(e, aggregation);
     let _ = bertq_runtime::pii::write_redacted(&mut s, text, entities, &name);
     s
-}
-
-/// The fill-mask pipeline's shape (see [`fill_mask::write_json`], shared with the server).
-fn write_fill_mask(
-    s: &mut String,
-    model: &Model<'_>,
-    tokens: &[Token],
-    top_k: usize,
-    positions: &[u32],
-    ids: &[u32],
-    scores: &[f32],
-) -> std::fmt::Result {
-    let vocab = model.tokenizer.vocab();
-    let settings = model.tokenizer.settings();
-    fill_mask::write_json(s, vocab, settings, tokens, top_k, positions, ids, scores)
 }
 
 /// `{"input_ids": [...], "tokens": [...], "offsets": [[start, end], ...]}` (character offsets).

@@ -152,6 +152,11 @@ extern "C" fn firmware_main() -> ! {
     unsafe { mmu::enable(board::REGIONS) };
     board::route_uart_pins();
     let uart = uart::Pl011::new(board::UART_BASE, board::UART_CLOCK_HZ, config::BAUD);
+    #[cfg(fault_test)]
+    // SAFETY: an undefined instruction, on purpose: the exception handler reports it and stops.
+    unsafe {
+        core::arch::asm!("udf #0x42")
+    };
     let env = FirmwareEnv {
         clock: timer::Clock::new(),
     };

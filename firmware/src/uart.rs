@@ -60,6 +60,17 @@ pub fn divisors(clock_hz: u32, baud: u32) -> (u32, u32) {
 impl Pl011 {
     /// Takes over the UART at `base` and programs it for `baud` (8N1, FIFOs, no interrupts).
     pub fn new(base: usize, clock_hz: u32, baud: u32) -> Self {
+        // Disable, wait for the last character to leave.
+        write(base, CR, 0);
+        while read(base, FR) & FR_BUSY != 0 {}
+        write(base, ICR, 0x7ff);
+        write(base, IMSC, 0);
+        let (ibrd, fbrd) = divisors(clock_hz, baud);
+        write(base, IBRD, ibrd);
+        write(base, FBRD, fbrd);
+        // What already arrived, kept: switching the FIFO on (the LCR_H write below, which also
+        // latches the divisors) empties it. Read last, right before that write, so that the
+        // window in which a byte could still arrive and be lost is one register access wide.
         let mut early = heapless::Deque::new();
         while read(base, FR) & FR_RXFE == 0 && !early.is_full() {
             let word = read(base, DR);
@@ -67,16 +78,7 @@ impl Pl011 {
                 let _ = early.push_back(word as u8);
             }
         }
-        // Disable, wait for the last character to leave, flush the transmit FIFO.
-        write(base, CR, 0);
-        while read(base, FR) & FR_BUSY != 0 {}
-        write(base, LCR_H, 0);
-        write(base, ICR, 0x7ff);
-        write(base, IMSC, 0);
-        let (ibrd, fbrd) = divisors(clock_hz, baud);
-        write(base, IBRD, ibrd);
-        write(base, FBRD, fbrd);
-        // 8 bits, FIFOs enabled; the write to LCR_H latches the divisors.
+        // 8 bits, FIFOs enabled.
         write(base, LCR_H, (0b11 << 5) | (1 << 4));
         // UART, transmitter and receiver on.
         write(base, CR, (1 << 0) | (1 << 8) | (1 << 9));

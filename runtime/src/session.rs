@@ -533,7 +533,20 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         model: &'m Model<'a>,
         max_seq: usize,
         max_input: usize,
+        storage: S,
+    ) -> Result<Self, SessionError> {
+        Self::new_with_kernels(model, max_seq, max_input, storage, kernels::select())
+    }
+
+    /// [`Session::new_with_input`] with a kernel table chosen by the caller instead of
+    /// [`kernels::select`] (which reads `BERTQ_KERNELS` with `std`): for embedders that must not
+    /// read the environment (the C library) or that pick a table themselves.
+    pub fn new_with_kernels(
+        model: &'m Model<'a>,
+        max_seq: usize,
+        max_input: usize,
         mut storage: S,
+        kernels: &'static Kernels,
     ) -> Result<Self, SessionError> {
         let max = model.max_sequence_length();
         if max_seq < 2 || max_seq > max {
@@ -554,7 +567,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
             storage,
             max_seq,
             max_input,
-            kernels: kernels::select(),
+            kernels,
             precision: Precision::Int8,
             #[cfg(feature = "std")]
             pool: None,

@@ -27,21 +27,21 @@ pub fn texts() -> Vec<String> {
 /// server's infer request is one window (long texts truncated), which `bertq run` does with
 /// `--truncate`; with `--stride` in `extra`, both run the whole text in windows.
 pub fn run_outputs(texts: &[String], extra: &[&str]) -> Vec<String> {
-    run_outputs_env(texts, extra, &[])
+    run_outputs_of(Command::new(BIN), texts, extra)
 }
 
-/// [`run_outputs`] with environment variables (e.g. `BERTQ_KERNELS`).
-pub fn run_outputs_env(texts: &[String], extra: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+/// [`run_outputs`] of another `bertq` (`program` is the command up to `run`: e.g. an aarch64
+/// build under qemu-user).
+pub fn run_outputs_of(mut program: Command, texts: &[String], extra: &[&str]) -> Vec<String> {
     let truncate: &[&str] = if extra.contains(&"--stride") {
         &[]
     } else {
         &["--truncate"]
     };
-    let mut child = Command::new(BIN)
+    let mut child = program
         .arg("run")
         .args(truncate)
         .args(extra)
-        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

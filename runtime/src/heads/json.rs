@@ -1,5 +1,8 @@
 //! Allocation-free JSON output in Hugging Face pipeline shapes, written to any `fmt::Write`.
 
+use super::Aggregation;
+use crate::model::Model;
+use crate::session::{Output, TaskOutput};
 use core::fmt::{self, Write};
 
 /// Writes `s` as a JSON string literal.
@@ -131,6 +134,73 @@ pub fn write_f32_array<W: Write>(w: &mut W, xs: &[f32]) -> fmt::Result {
         write_f32(w, x)?;
     }
     w.write_char(']')
+}
+
+/// The task's result as one JSON value, exactly as `bertq run` prints it (the line without its
+/// newline): `[{"label","score"}]` (the best `top_k`, at least 1), `[{"entity_group","score",
+/// "word","start","end"}]` (with aggregation `none`, tokens: `{"entity","score","index","word",
+/// "start","end"}`), the embedding as an array, the fill-mask pipeline's candidates, or
+/// question-answering answers (`text` is then the context). `text` is the text the output was
+/// computed from (words are cut from it). Shared by `bertq run` and the C library.
+pub fn write_output<W: Write>(
+    w: &mut W,
+    model: &Model<'_>,
+    text: &str,
+    out: &Output<'_>,
+    top_k: usize,
+    aggregation: Aggregation,
+) -> fmt::Result {
+    match &out.task {
+        TaskOutput::Classification { scores, ranking } => {
+            w.write_char('[')?;
+            for (i, &id) in ranking.iter().take(top_k.max(1)).enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                let label = model.labels.get(id as usize).unwrap_or("");
+                let score = scores.get(id as usize).copied().unwrap_or(f32::NAN);
+                write_label_score(w, label, score)?;
+            }
+            w.write_char(']')
+        }
+        TaskOutput::Entities(entities) => {
+            w.write_char('[')?;
+            for (i, e) in entities.iter().enumerate() {
+                if i > 0 {
+                    w.write_char(',')?;
+                }
+                let word = text
+                    .get(e.byte_start as usize..e.byte_end as usize)
+                    .unwrap_or("");
+                // The full tag with `none`; else the group, a recognizer's type or a PII
+                // profile's name (`Model::entity_type`).
+                let name = model.entity_type(e, aggregation);
+                if aggregation == Aggregation::None {
+                    write_token_entity(w, name, e.score, e.index, word, e.start, e.end)?;
+                } else {
+                    write_entity(w, name, e.score, word, e.start, e.end)?;
+                }
+            }
+            w.write_char(']')
+        }
+        TaskOutput::Embedding(v) => write_f32_array(w, v),
+        TaskOutput::FillMask {
+            top_k,
+            positions,
+            ids,
+            scores,
+        } => super::fill_mask::write_json(
+            w,
+            model.tokenizer.vocab(),
+            model.tokenizer.settings(),
+            out.tokens,
+            *top_k,
+            positions,
+            ids,
+            scores,
+        ),
+        TaskOutput::Answers(answers) => write_answers(w, answers, text),
+    }
 }
 
 #[cfg(test)]

@@ -395,14 +395,20 @@ pub(crate) mod ops {
         )
     }
 
-    /// `x * y + z`, fused with std (`f32::mul_add` is FMLA, ARMv8.0 baseline); without std the
-    /// separate multiply and add (libm's `fmaf` is a software routine, far slower).
+    /// `x * y + z` rounded once, as every aarch64 core computes it (FMLA), with or without
+    /// `std` (`f32::mul_add` is FMLA, ARMv8.0 baseline; libm's `fmaf` would be a software
+    /// routine): the bare-metal firmware then answers bit for bit what `bertq` does on Linux.
     #[inline(always)]
     fn madd(x: f32, y: f32, z: f32) -> f32 {
         #[cfg(feature = "std")]
         return x.mul_add(y, z);
+        // `core` has no `f32::mul_add` on stable: the NEON intrinsic is the same `llvm.fma`.
         #[cfg(not(feature = "std"))]
-        return x * y + z;
+        return {
+            use core::arch::aarch64::{vdup_n_f32, vfma_f32, vget_lane_f32};
+            // SAFETY: NEON is part of the aarch64 baseline; the intrinsics only compute.
+            unsafe { vget_lane_f32::<0>(vfma_f32(vdup_n_f32(z), vdup_n_f32(x), vdup_n_f32(y))) }
+        };
     }
 
     pub fn add_layer_norm(
