@@ -19,7 +19,7 @@
 #  4. bare metal: libbertq.a for aarch64-unknown-none (no std) linked into the C firmware of
 #     capi/examples/baremetal/ (own boot code, model linked in), booted on qemu-system-aarch64
 #     `virt` (cortex-a72), its UART output checked against the aarch64 `bertq run` (same
-#     entities; scores within 5e-3: without std the NEON code does not fuse multiply-adds).
+#     entities, same scores: with or without std the NEON float steps fuse multiply-adds).
 # Installs nothing (scripts/install_aarch64_toolchain.sh does, valgrind and qemu-system-arm too).
 #
 # Usage: scripts/test_capi.sh      Env: CPUS="cortex-a72 cortex-a76", SKIP_AARCH64=1,
@@ -285,11 +285,9 @@ if [ "${SKIP_AARCH64:-0}" != 1 ]; then
                 -serial stdio -semihosting -kernel "$work/firmware.elf" > "$work/firmware.out" 2>&1 &&
                 status=0 || status=$?
             sed 's/^/   | /' "$work/firmware.out"
-            # Its two texts are the first and third of ner.txt. Without std the runtime's NEON
-            # code multiplies and adds separately (no fused f32::mul_add), so scores differ from
-            # the aarch64 Linux `bertq run` (by up to 2e-3 on these texts: int8 requantization
-            # amplifies the rounding differences): entities must be the same (group, word,
-            # offsets) and scores within 5e-3.
+            # Its two texts are the first and third of ner.txt. The runtime without std computes
+            # exactly what it does with std (fused multiply-adds in both), so the entities
+            # (group, word, offsets) and their scores equal the aarch64 Linux `bertq run`'s.
             sed -n '1p;3p' "$work/ner.txt" > "$work/firmware.txt"
             qemu-aarch64-static -cpu cortex-a72 "$arm_bertq" run --max-length 128 \
                 < "$work/firmware.txt" > "$work/firmware.expected"
@@ -304,7 +302,7 @@ worst = 0.0
 for e, g in zip(exp, got):
     assert span(e) == span(g), f"entities differ:\n linux: {span(e)}\n bare metal: {span(g)}"
     worst = max([worst] + [abs(a["score"] - b["score"]) for a, b in zip(e, g)])
-assert worst <= 5e-3, f"score difference {worst}"
+assert worst <= 1e-6, f"score difference {worst}"
 print(f"   bare metal = aarch64 bertq run: same {sum(map(len, exp))} entities, largest score difference {worst:.1e}")
 PY
             then

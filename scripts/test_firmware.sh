@@ -43,7 +43,7 @@ count="$(aarch64-linux-gnu-objdump -d --no-show-raw-insn target/firmware/virt/be
 echo "   $count SDOT/SMMLA instructions, all in gated kernels"
 
 echo "== the aarch64 Linux bertq, whose answers the firmware's must equal (same kernels)"
-BERTQ_AARCH64_BIN="$(scripts/cross_build.sh generic | tail -n 1)"
+BERTQ_AARCH64_BIN="$(realpath "$(scripts/cross_build.sh generic | tail -n 1)")"
 export BERTQ_AARCH64_BIN
 
 echo "== booting the images under qemu-system-aarch64"

@@ -92,6 +92,9 @@ pub struct ClientArgs {
     /// Question answering: also consider the empty answer.
     #[arg(long)]
     pub handle_impossible_answer: bool,
+    /// The server's shared secret (`bertq serve --token-file`), sent first.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Texts to process; with none, lines are read from stdin (interactively on a terminal).
     pub texts: Vec<String>,
 }
@@ -273,6 +276,7 @@ impl Client {
             RequestBody::InferStride(r) => r.text.len(),
             RequestBody::InferEntities(r) => r.text.len() + 16,
             RequestBody::Answer(r) => r.question.len() + r.context.len() + 16,
+            RequestBody::Auth(t) => t.len(),
             _ => 0,
         };
         self.frame.resize(max_encoded_len(text_len + 64), 0);
@@ -452,6 +456,15 @@ impl Client {
     /// `info`, `health` or `metrics` as a JSON value (an error reply as `{"error", ...}`).
     pub fn query(&mut self, body: RequestBody<'_>) -> Result<serde_json::Value, ClientError> {
         self.call(body, |r| reply_json(&r))
+    }
+
+    /// Presents a server's token (`bertq serve --token-file`): first, before any request.
+    pub fn authenticate(&mut self, token: &str) -> Result<(), ClientError> {
+        let v = self.query(RequestBody::Auth(token))?;
+        match v.get("error") {
+            Some(e) => Err(ClientError::Protocol(format!("authentication failed: {e}"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -635,6 +648,10 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     if let Some(r) = args.retries {
         client.set_retries(r);
+    }
+    if let Some(path) = &args.token_file {
+        let token = crate::serve::read_token(path)?;
+        client.authenticate(token).map_err(|e| e.to_string())?;
     }
     let query = if args.info {
         Some(RequestBody::Info)

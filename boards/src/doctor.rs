@@ -225,7 +225,9 @@ pub fn report(
     let max_seq = crate::session_length(model, args.max_length)?;
     // As `bertq serve` sizes its workers (windowed inputs up to its default limit).
     let max_input = crate::serve::DEFAULT_MAX_INPUT_TOKENS;
-    let session = MemorySizes::for_model_input(model, max_seq, max_input, 1).bytes() as u64;
+    let session = MemorySizes::checked(model, max_seq, max_input, 1)
+        .map_err(|e| e.to_string())?
+        .bytes() as u64;
     let workers = args
         .workers
         .or(profile.map(|p| p.workers as usize))
@@ -236,7 +238,7 @@ pub fn report(
         "model",
         format!(
             "{} ({source}): file {} (mapped once, shared), session @ {max_seq} tokens {} per worker",
-            model.name(),
+            crate::printable(model.name()),
             mb(file_len as u64),
             mb(session)
         ),

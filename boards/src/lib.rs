@@ -19,3 +19,54 @@ pub fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usi
         )),
     }
 }
+
+/// Names and other strings from a model file (or a client) made safe for a terminal or a log:
+/// control characters (terminal escape sequences start with one) and the Unicode direction
+/// overrides become `\u{..}` escapes; everything else is kept.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The most threads one inference may be split over (`--threads`).
+pub const MAX_THREADS: usize = 256;
+/// The longest windowed input a session may be sized for (`--max-input-tokens`).
+pub const MAX_INPUT_TOKENS: usize = 1 << 18;
+
+/// `value` if it is within `lo..=hi`, else an error naming the option.
+pub fn in_range(name: &str, value: usize, lo: usize, hi: usize) -> Result<usize, String> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{name} {value} is out of range ({lo}..={hi})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_controls_only() {
+        assert_eq!(
+            printable("rampart-pii ünïcode 日本"),
+            "rampart-pii ünïcode 日本"
+        );
+        assert_eq!(
+            printable("evil\u{1b}[2J\u{1b}]0;title\u{7}\r\n\u{9b}x\u{202e}"),
+            "evil\\u{1b}[2J\\u{1b}]0;title\\u{7}\\u{d}\\u{a}\\u{9b}x\\u{202e}"
+        );
+    }
+}

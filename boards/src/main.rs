@@ -175,7 +175,7 @@ enum Command {
     },
 }
 
-/// The model's bytes: the built-in model, or a file mapped from disk.
+/// The model's bytes: the built-in model, or a file mapped from disk (or read into memory).
 enum Source {
     Builtin,
     File(PathBuf, ModelBytes),
@@ -186,6 +186,16 @@ impl Source {
         match &arg.model {
             None => Ok(Source::Builtin),
             Some(p) => ModelBytes::map(p)
+                .map(|b| Source::File(p.clone(), b))
+                .map_err(|e| format!("{}: {e}", p.display())),
+        }
+    }
+    /// Reads the file into memory: a long-lived server must not depend on the file staying as
+    /// it was (a map of a file that is truncated or rewritten faults or changes under it).
+    fn read(arg: &ModelArg) -> Result<Self, String> {
+        match &arg.model {
+            None => Ok(Source::Builtin),
+            Some(p) => ModelBytes::read(p)
                 .map(|b| Source::File(p.clone(), b))
                 .map_err(|e| format!("{}: {e}", p.display())),
         }
@@ -229,6 +239,74 @@ fn restore_default_sigpipe() {
     // SAFETY: installs the default disposition (no handler code runs in signal context), before
     // any other thread exists.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// The longest input line of `bertq run` (stdin or `--input`); a longer one gets an error
+/// object and is skipped without being held in memory.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What [`read_line`] read.
+enum Line {
+    End,
+    /// A line of this many bytes (its `\n` included) is in the buffer.
+    Complete(usize),
+    /// The line is longer than the limit: reported as soon as that is known (the rest of it is
+    /// still to be dropped with [`skip_line`]).
+    TooLong,
+}
+
+/// `read_until(b'\n')` that never holds more than `max` bytes.
+fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    line.clear();
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match line.len() {
+                0 => Line::End,
+                n => Line::Complete(n),
+            });
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(p) => (p + 1, true),
+            None => (chunk.len(), false),
+        };
+        if line.len() + take > max + usize::from(done) {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(&chunk[..take]);
+        reader.consume(take);
+        if done {
+            return Ok(Line::Complete(line.len()));
+        }
+    }
+}
+
+/// Drops input up to and including the next `\n`; returns the bytes dropped.
+fn skip_line(reader: &mut dyn BufRead) -> std::io::Result<usize> {
+    let mut total = 0usize;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(total);
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(p) => (p + 1, true),
+            None => (chunk.len(), false),
+        };
+        reader.consume(take);
+        total = total.saturating_add(take);
+        if done {
+            return Ok(total);
+        }
+    }
 }
 
 fn session_length(model: &Model<'_>, requested: Option<usize>) -> Result<usize, String> {
@@ -325,6 +403,10 @@ fn run(command: Command) -> Result<(), String> {
             max_answer_len,
             handle_impossible_answer,
         } => {
+            use bertq_boards::{in_range, MAX_INPUT_TOKENS, MAX_THREADS};
+            let threads = in_range("--threads", threads, 1, MAX_THREADS)?;
+            let max_input_tokens =
+                in_range("--max-input-tokens", max_input_tokens, 1, MAX_INPUT_TOKENS)?;
             let source = Source::open(&model)?;
             let model = source.load()?;
             let aggregation = aggregation
@@ -461,17 +543,20 @@ fn run(command: Command) -> Result<(), String> {
             let mut failed = 0usize;
             let mut line = Vec::new();
             for number in 1.. {
-                line.clear();
-                let read = reader
-                    .read_until(b'\n', &mut line)
+                let read = read_line(&mut *reader, &mut line, MAX_LINE_BYTES)
                     .map_err(|e| format!("input: {e}"))?;
-                if read == 0 {
-                    break;
-                }
+                let (read, too_long) = match read {
+                    Line::End => break,
+                    Line::Complete(n) => (n, false),
+                    Line::TooLong => (0, true),
+                };
                 bar.inc(read as u64);
                 let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
                 let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
                 let result = match std::str::from_utf8(bytes) {
+                    _ if too_long => Err(format!(
+                        "line {number}: longer than {MAX_LINE_BYTES} bytes; skipped"
+                    )),
                     Ok(text) => process(text),
                     Err(e) => Err(format!("line {number}: invalid UTF-8 ({e})")),
                 };
@@ -489,6 +574,13 @@ fn run(command: Command) -> Result<(), String> {
                     }
                 };
                 writeln!(stdout, "{json}").map_err(|e| format!("stdout: {e}"))?;
+                if too_long {
+                    // Reported first (an endless line, e.g. from /dev/zero, is reported at
+                    // once), then dropped as it arrives, never held in memory.
+                    stdout.flush().map_err(|e| format!("stdout: {e}"))?;
+                    let n = skip_line(&mut *reader).map_err(|e| format!("input: {e}"))?;
+                    bar.inc(n as u64);
+                }
             }
             bar.finish_and_clear();
             if failed > 0 {
@@ -515,15 +607,12 @@ fn run(command: Command) -> Result<(), String> {
             kernels,
         } => {
             let kernels = choose_kernels(kernels.as_deref())?;
-            if threads == 0 {
-                return Err("--threads must be at least 1".into());
-            }
+            let threads =
+                bertq_boards::in_range("--threads", threads, 1, bertq_boards::MAX_THREADS)?;
+            let iters = bertq_boards::in_range("--iters", iters, 1, 10_000_000)?;
             let source = Source::open(&model)?;
             let m = source.load()?;
             let seq = session_length(&m, Some(seq))?;
-            if iters == 0 {
-                return Err("--iters must be at least 1".into());
-            }
             let r = bench::run(&m, kernels, seq, threads, iters)?;
             if json {
                 let v = serde_json::json!({
@@ -535,7 +624,7 @@ fn run(command: Command) -> Result<(), String> {
             } else {
                 println!(
                     "{}: seq {} threads {} kernel {}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  mean {:.3} ms ({} iters)",
-                    m.name(), r.seq, r.threads, kernels.name, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.iters
+                    bertq_boards::printable(m.name()), r.seq, r.threads, kernels.name, r.p50_ms, r.p90_ms, r.p99_ms, r.mean_ms, r.iters
                 );
             }
             Ok(())
@@ -546,7 +635,7 @@ fn run(command: Command) -> Result<(), String> {
             kernels,
         } => {
             let kernels = choose_kernels(kernels.as_deref())?;
-            let source = Source::open(&model)?;
+            let source = Source::read(&model)?;
             let m = source.load()?;
             bertq_boards::serve::main(&m, &args, kernels)
         }

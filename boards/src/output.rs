@@ -80,8 +80,13 @@ pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usiz
     let t = &h.tokenizer;
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18}{v}\n"));
-    line("model", format!("{} ({source})", h.name));
-    line("source", h.source.to_string());
+    // Names and labels come from the file: escape anything a terminal would interpret.
+    use bertq_boards::printable;
+    line(
+        "model",
+        format!("{} ({})", printable(h.name), printable(source)),
+    );
+    line("source", printable(h.source).into_owned());
     line("task", task_name(h.task).to_string());
     if let TaskHead::Embedding { pooling, normalize }
     | TaskHead::PooledClassification { pooling, normalize } = h.task
@@ -123,15 +128,19 @@ pub fn info_text(model: &Model<'_>, source: &str, file_len: usize, max_seq: usiz
     );
     if !model.labels.is_empty() {
         let labels: Vec<&str> = model.labels.iter().collect();
-        line("labels", format!("{}: {}", labels.len(), labels.join(", ")));
+        line(
+            "labels",
+            format!("{}: {}", labels.len(), printable(&labels.join(", "))),
+        );
     }
     line("file size", mb(file_len));
     // Sized as `bertq serve` sizes a worker: windows of `seq` tokens over inputs of up to its
     // default --max-input-tokens.
     let max_input = bertq_boards::serve::DEFAULT_MAX_INPUT_TOKENS;
     for seq in [128.min(max_seq), max_seq] {
-        let m = MemorySizes::for_model_input(model, seq, max_input, 1);
-        line(&format!("session @ {seq}"), mb(m.bytes()));
+        let m = MemorySizes::checked(model, seq, max_input, 1);
+        let size = m.map_or_else(|e| e.to_string(), |m| mb(m.bytes()));
+        line(&format!("session @ {seq}"), size);
         if seq == max_seq {
             break;
         }

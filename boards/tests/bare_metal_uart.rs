@@ -162,6 +162,8 @@ fn the_server_loop_serves_an_embedded_hal_uart() {
         close_on_stall: false,
         idle_timeout_us: None,
         default_format: Format::Binary,
+        first_request_timeout_us: None,
+        token: None,
     };
     let end = link::serve_link(
         &mut io,

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Inference under TCG takes seconds; boots a little more.
 const T: Duration = Duration::from_secs(180);
+/// From QEMU accepting the connection to the first reply.
+const BOOT: Duration = Duration::from_secs(300);
 const WHY: &str = "boots the firmware under QEMU: run scripts/test_firmware.sh";
 
 fn root() -> PathBuf {
@@ -103,7 +105,11 @@ impl Firmware {
     fn connect(&self) -> UnixStream {
         let s = UnixStream::connect(&self.sock).expect("QEMU accepts the connection");
         let stream = Stream::Unix(s.try_clone().unwrap());
-        let mut client = Client::new(stream, Duration::from_secs(20), 8).unwrap();
+        // One request, one long wait: booting (the model's CRC, warm-up, starting the other
+        // cores) under TCG on a loaded two-core machine can take well over 20 s, and a retry
+        // sent meanwhile would be answered too, leaving a stale reply for the next read. Bytes
+        // sent while the firmware boots are not lost (`uart.rs` keeps the early FIFO).
+        let mut client = Client::new(stream, BOOT, 0).unwrap();
         let health = client
             .query(RequestBody::Health)
             .expect("the firmware answers");

@@ -360,10 +360,13 @@ fn run_status(e: &RunError) -> c_int {
         RunError::InvalidInput => BERTQ_ERR_INVALID_INPUT,
         RunError::Masks { .. } => BERTQ_ERR_MASKS,
         RunError::TooLong { .. } | RunError::QuestionTooLong { .. } => BERTQ_ERR_TOO_LONG,
-        RunError::BadStride { .. } | RunError::StrideNeedsAggregation => BERTQ_ERR_OPTION,
+        RunError::BadStride { .. }
+        | RunError::StrideNeedsAggregation
+        | RunError::WindowTooSmall { .. } => BERTQ_ERR_OPTION,
         RunError::TooManyWindows { .. } => BERTQ_ERR_TOO_MANY_WINDOWS,
         RunError::BadQuestion => BERTQ_ERR_QUESTION,
-        RunError::WrongTask => BERTQ_ERR_WRONG_TASK,
+        // A pair or a question on a model with one token type: the model cannot take it.
+        RunError::WrongTask | RunError::TokenTypes { .. } => BERTQ_ERR_WRONG_TASK,
         // The PII aggregations are not exposed through the C API (yet).
         RunError::NoPiiProfile => BERTQ_ERR_WRONG_TASK,
         RunError::TooManySpans { .. } => BERTQ_ERR_TOO_MANY_WINDOWS,
@@ -606,7 +609,9 @@ unsafe fn open(
         let rt = Session::new_with_kernels(model_ref, max_seq, max_input, mem, choose_kernels())
             .map_err(|e| match e {
                 SessionError::BadMaxSequence { .. } => BERTQ_ERR_MAX_SEQ,
-                SessionError::MemoryTooSmall => BERTQ_ERR_MEMORY_TOO_SMALL,
+                SessionError::MemoryTooSmall
+                | SessionError::TooLarge { .. }
+                | SessionError::OutOfMemory { .. } => BERTQ_ERR_MEMORY_TOO_SMALL,
                 SessionError::ThreadSpawn => BERTQ_ERR_INTERNAL,
             })?;
         let h = base.cast::<bertq_session>();

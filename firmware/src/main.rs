@@ -274,6 +274,9 @@ extern "C" fn firmware_main() -> ! {
         close_on_stall: false,
         idle_timeout_us: None,
         default_format: Format::Binary,
+        // One UART, one physical client: no first-request deadline, no token.
+        first_request_timeout_us: None,
+        token: None,
     };
     let mut io = NbSerial::new(uart, IDLE_POLLS);
     let mut acc = Accumulator::new(frame);

@@ -47,13 +47,19 @@ enum State {
 ///
 /// Message boundaries: `0x00` always ends a message (frames never contain it, JSON text cannot);
 /// `\n` ends a JSON line. Between messages, `0x00` and ASCII whitespace are skipped; a message
-/// starting with [`FRAME_START`] is a frame, one starting with `{` a JSON line, anything else is
-/// [`Item::Garbage`].
+/// starting with [`FRAME_START`] right after a `0x00` is a frame, one starting with `{` a JSON
+/// line, anything else (a `0x01` after a `\n` or at the start of the stream included) is
+/// [`Item::Garbage`], skipped up to the next `\n` or `0x00`.
 #[derive(Debug)]
 pub struct Accumulator<B> {
     buf: B,
     len: usize,
     state: State,
+    /// The last delimiter consumed was `0x00` (not `\n`, nor the start of the stream): only
+    /// then does [`FRAME_START`] open a frame. Senders always write `0x00` before a frame, and
+    /// JSON text never contains `0x00`, so a JSON line that happens to start with `0x01` is
+    /// garbage up to its `\n`, never a frame that swallows the lines after it.
+    after_zero: bool,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
@@ -62,6 +68,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
             buf,
             len: 0,
             state: State::Boundary,
+            after_zero: false,
         }
     }
 
@@ -89,6 +96,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
     pub fn reset(&mut self) {
         self.len = 0;
         self.state = State::Boundary;
+        self.after_zero = false;
+    }
+
+    /// The frame just returned did not decode (bad CRC, bad COBS): its end may have been cut
+    /// off, so the `0x00` that closed it may really have been the next frame's leading one.
+    /// A frame that starts right after it is then taken as a frame, so that a truncated frame
+    /// costs only itself on a noisy serial line (after a good frame that `0x00` is its own and
+    /// a `0x01` after it is junk).
+    pub fn after_damaged_frame(&mut self) {
+        if self.state == State::Boundary && self.len == 0 {
+            self.after_zero = true;
+        }
     }
 
     /// Consumes bytes from `input` until a message is complete (or something must be reported)
@@ -101,8 +120,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
             let rest = &input[i..];
             match self.state {
                 State::Boundary => match rest[0] {
-                    0 | b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-                    FRAME_START => {
+                    0 => {
+                        self.after_zero = true;
+                        i += 1;
+                    }
+                    b'\n' => {
+                        self.after_zero = false;
+                        i += 1;
+                    }
+                    b' ' | b'\t' | b'\r' => i += 1,
+                    FRAME_START if self.after_zero => {
                         self.state = State::Frame;
                         self.len = 0;
                     }
@@ -135,6 +162,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
                     i += take;
                     let Some(end) = end else { continue };
                     let delimiter = rest[end];
+                    // A frame's closing 0x00 does not open the next frame: senders write a
+                    // leading 0x00 before every frame, so a `0x01` line after a frame is junk.
+                    self.after_zero = delimiter == 0 && line;
                     i += 1;
                     let n = core::mem::replace(&mut self.len, 0);
                     self.state = State::Boundary;
@@ -155,6 +185,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Accumulator<B> {
                         .position(|&b| b == 0 || (line_ends && b == b'\n'))
                     {
                         Some(p) => {
+                            self.after_zero = rest[p] == 0;
                             i += p + 1;
                             self.state = State::Boundary;
                         }
@@ -193,6 +224,35 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_after_a_damaged_one_is_a_frame() {
+        // A frame cut short (no closing 0x00) swallows the next frame's leading 0x00 as its
+        // end. If it fails to decode, the frame after it is still read as a frame.
+        let input: &[u8] = b"\x00\x01\x05\x00\x01\x06\x00";
+        for damaged in [false, true] {
+            let mut acc = Accumulator::new(vec![0u8; 64]);
+            let mut got = Vec::new();
+            let mut rest = input;
+            while !rest.is_empty() {
+                let (item, r) = acc.feed(rest);
+                rest = r;
+                match item {
+                    Some(Item::Frame(f)) => {
+                        got.push(format!("F{f:?}"));
+                        if damaged {
+                            acc.after_damaged_frame();
+                        }
+                    }
+                    Some(Item::Garbage) => got.push("Garbage".into()),
+                    Some(other) => got.push(format!("{other:?}")),
+                    None => {}
+                }
+            }
+            let second = if damaged { "F[1, 6]" } else { "Garbage" };
+            assert_eq!(got, vec!["F[1, 5]", second], "damaged: {damaged}");
+        }
+    }
+
+    #[test]
     fn splits_frames_and_lines_in_any_chunking() {
         let stream: &[u8] =
             b"\x00\x01\x02\x03\x00\x00{\"id\":1}\r\n\n  {\"a\":2}\n\x00\x01\x0a\x0a\x00";
@@ -214,10 +274,10 @@ mod tests {
         for chunk in [1, 3, 7, 100] {
             let mut acc = Accumulator::new(vec![0u8; 4]);
             let mut stream = Vec::new();
-            stream.extend_from_slice(b"\x01\x02\x03\x04\x05\x06\x0a\x07\x00"); // 8 bytes: too long
+            stream.extend_from_slice(b"\x00\x01\x02\x03\x04\x05\x06\x0a\x07\x00"); // 8 bytes: too long
             stream.extend_from_slice(b"\x01\x09\x00"); // fits
             stream.extend_from_slice(b"{\"x\":12345}\n{}\n"); // too long, then fits
-            stream.extend_from_slice(b"\x01\x02\x03\x04\x00"); // exactly 4: fits
+            stream.extend_from_slice(b"\x00\x01\x02\x03\x04\x00"); // exactly 4: fits
             assert_eq!(
                 items(&mut acc, &stream, chunk),
                 vec![
@@ -243,9 +303,40 @@ mod tests {
     }
 
     #[test]
+    fn a_json_line_starting_with_0x01_never_swallows_the_next_lines() {
+        // D3: a junk line whose first byte is FRAME_START, then requests. Before the fix the
+        // junk opened a frame that ran to the next 0x00, swallowing every line after it.
+        let mut stream = b"\x01junk\n".to_vec();
+        for i in 0..5 {
+            stream.extend_from_slice(format!("{{\"id\":{i}}}\n").as_bytes());
+        }
+        stream.extend_from_slice(b"\x01more junk\r\n{\"id\":9}\n");
+        for chunk in [1, 4, 100] {
+            let mut acc = Accumulator::new(vec![0u8; 64]);
+            let got = items(&mut acc, &stream, chunk);
+            let want: Vec<String> = core::iter::once("Garbage".to_string())
+                .chain((0..5).map(|i| format!("L{{\"id\":{i}}}")))
+                .chain(["Garbage".to_string(), "L{\"id\":9}".to_string()])
+                .collect();
+            assert_eq!(got, want, "chunk {chunk}");
+        }
+        // A frame still needs (and gets, from every sender) its leading 0x00, also after lines
+        // and after another frame; a 0x01 line right after a frame is junk, not a frame.
+        let mut acc = Accumulator::new(vec![0u8; 64]);
+        assert_eq!(
+            items(
+                &mut acc,
+                b"{}\n\x00\x01\x05\x00\x00\x01\x06\x00\x01junk\n{}\n",
+                3
+            ),
+            vec!["L{}", "F[1, 5]", "F[1, 6]", "Garbage", "L{}"]
+        );
+    }
+
+    #[test]
     fn partial_messages_are_visible_and_reset_drops_them() {
         let mut acc = Accumulator::new(vec![0u8; 16]);
-        assert!(items(&mut acc, b"\x01\x02", 10).is_empty());
+        assert!(items(&mut acc, b"\x00\x01\x02", 10).is_empty());
         assert!(acc.in_message());
         assert_eq!(acc.partial(), Some(MessageKind::Frame));
         acc.reset();

@@ -37,13 +37,16 @@ pub enum ErrorCode {
     /// The device has no usable model (the one in its model region is corrupt or does not fit
     /// its memory); the `info` reply says why.
     ModelUnavailable,
+    /// The server requires a token (`bertq serve --token-file`) and the connection did not
+    /// present the right one before its first request; the connection is closed.
+    Unauthorized,
     /// A code this version of the protocol does not know.
     Other(u16),
 }
 
 impl ErrorCode {
     /// Every known code, in wire order.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadFrame,
         ErrorCode::CrcMismatch,
         ErrorCode::UnknownMessage,
@@ -58,6 +61,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
         ErrorCode::ModelUnavailable,
+        ErrorCode::Unauthorized,
     ];
 
     /// The wire value (1-based; 0 is never sent).
@@ -76,7 +80,7 @@ impl ErrorCode {
 
     pub fn from_u16(n: u16) -> ErrorCode {
         match n {
-            1..=14 => ErrorCode::ALL[n as usize - 1],
+            1..=15 => ErrorCode::ALL[n as usize - 1],
             other => ErrorCode::Other(other),
         }
     }
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::ModelUnavailable => "model_unavailable",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Other(_) => "other",
         }
     }
@@ -149,6 +154,7 @@ mod tests {
         assert_eq!(ErrorCode::Busy.to_u16(), 6);
         assert_eq!(ErrorCode::ShuttingDown.to_u16(), 13);
         assert_eq!(ErrorCode::ModelUnavailable.to_u16(), 14);
+        assert_eq!(ErrorCode::Unauthorized.to_u16(), 15);
         for (i, c) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(c.to_u16() as usize, i + 1);
             assert_eq!(ErrorCode::from_u16(c.to_u16()), *c);

@@ -35,6 +35,10 @@ pub enum RequestBody<'a> {
     /// halts; under QEMU it exits with status 0). Servers with an operating system refuse it
     /// with [`ErrorCode::Unsupported`]: they are stopped by signals.
     Shutdown,
+    /// Present the server's shared secret (`bertq serve --token-file`): the first message of a
+    /// connection to a server that requires one. Answered like [`RequestBody::Health`]; a wrong
+    /// token is [`crate::ErrorCode::Unauthorized`] and the connection is closed.
+    Auth(&'a str),
     /// Token classification with entity options: an optional stride, a minimum score, and
     /// redaction (the reply is then [`TaskResult::Redacted`]).
     #[serde(borrow)]
@@ -43,7 +47,7 @@ pub enum RequestBody<'a> {
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 8;
+    pub const VARIANTS: u32 = 9;
 }
 
 /// [`RequestBody::InferEntities`]: [`InferRequest`] plus what token classification can do

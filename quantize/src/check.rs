@@ -84,16 +84,39 @@ fn run<'s>(
 /// Runs both precisions over `texts`.
 pub fn compare_precisions(model: &Model<'_>, texts: &[&str]) -> Result<CheckReport, String> {
     let max_seq = model.max_sequence_length().min(256);
-    let mut session = Session::with_owned_memory(model, max_seq).map_err(|e| e.to_string())?;
+    let qa = model.task() == TaskHead::QuestionAnswering;
+    // Question answering runs the sample texts in windows, whatever the model's length.
+    let max_input = if qa { 1024 } else { max_seq - 2 };
+    let mut session =
+        Session::with_input_limit(model, max_seq, max_input, 1).map_err(|e| e.to_string())?;
     let (mut sum, mut min, mut agree) = (0f64, f64::INFINITY, 0usize);
     let fill_mask = model.task() == TaskHead::FillMask;
     for text in texts {
         // Fill-mask models need a mask: the third word (or a last one) becomes `[MASK]`.
         let masked = fill_mask.then(|| mask_a_word(text));
         let text = masked.as_deref().unwrap_or(text);
-        let tokens: Vec<u32> = {
+        let (tokens, types): (Vec<u32>, Option<Vec<u32>>) = {
             let out = run(&mut session, text).map_err(|e| e.to_string())?;
-            out.tokens.iter().map(|t| t.id).collect()
+            let ids: Vec<u32> = out.tokens.iter().map(|t| t.id).collect();
+            if qa {
+                // `[CLS] question [SEP]` then `[CLS] context [SEP]`: the first window is
+                // `[CLS] question [SEP] context [SEP]` (token types 0, then 1), cut to the session.
+                let q_end = ids
+                    .iter()
+                    .skip(1)
+                    .position(|&i| i == ids[0])
+                    .map_or(ids.len(), |p| p + 1);
+                let (q, c) = ids.split_at(q_end);
+                let mut w = q.to_vec();
+                let room = max_seq.saturating_sub(w.len() + 1);
+                let content = &c[1.min(c.len())..c.len().saturating_sub(1)];
+                w.extend_from_slice(&content[..content.len().min(room)]);
+                w.push(*q.last().unwrap_or(&0));
+                let t = (0..w.len()).map(|i| u32::from(i >= q.len())).collect();
+                (w, Some(t))
+            } else {
+                (ids, None)
+            }
         };
         let mut results = Vec::new();
         let mut hidden = Vec::new();
@@ -101,7 +124,7 @@ pub fn compare_precisions(model: &Model<'_>, texts: &[&str]) -> Result<CheckRepo
             session.set_precision(p);
             hidden.push(
                 session
-                    .run_ids(&tokens, None)
+                    .run_ids(&tokens, types.as_deref())
                     .map_err(|e| e.to_string())?
                     .to_vec(),
             );

@@ -435,6 +435,13 @@ impl Builder<'_> {
                 found: s,
             });
         }
+        if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(QuantizeError::NonFinite {
+                name: name.to_string(),
+                index,
+                value,
+            });
+        }
         Ok(v)
     }
 

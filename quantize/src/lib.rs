@@ -57,6 +57,14 @@ pub enum QuantizeError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    /// A weight is NaN or infinite: the checkpoint is damaged (a model made from it would
+    /// answer `null` scores).
+    #[error("tensor `{name}` has a non-finite value ({value}) at element {index}: the checkpoint is damaged")]
+    NonFinite {
+        name: String,
+        index: usize,
+        value: f32,
+    },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("invalid input: {0}")]
@@ -70,4 +78,42 @@ impl QuantizeError {
             source,
         }
     }
+}
+
+/// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed to
+/// disk, then renamed over `path`. A reader (a running `bertq serve`, a memory map) sees the old
+/// file or the new one, never a partly written or truncated one; on failure `path` is untouched
+/// and the temporary file removed.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is synced (best effort).
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

@@ -24,6 +24,14 @@ pub struct MemorySizes {
     pub indices: usize,
 }
 
+/// The largest session memory [`MemorySizes::checked`] accepts: 16 GiB on 64-bit targets (a
+/// model a board can run needs a few hundred MiB at most), `isize::MAX` on 32-bit ones.
+pub const MAX_SESSION_BYTES: usize = if usize::BITS >= 64 {
+    1 << 34
+} else {
+    isize::MAX as usize
+};
+
 impl MemorySizes {
     /// Memory for one thread.
     pub fn for_model(model: &Model<'_>, max_seq: usize) -> Self {
@@ -43,33 +51,76 @@ impl MemorySizes {
     /// entities (or answer candidates) before they are merged: enough for any stride up to half
     /// a window (strides above that are refused with [`RunError::TooManyWindows`] once the
     /// windows' entities could exceed it).
+    ///
+    /// Sizes that do not fit in `usize` saturate (no memory fits them); [`MemorySizes::checked`]
+    /// reports them instead.
     pub fn for_model_input(
         model: &Model<'_>,
         max_seq: usize,
         max_input: usize,
         threads: usize,
     ) -> Self {
+        Self::compute(model, max_seq, max_input, threads).unwrap_or(MemorySizes {
+            tokens: usize::MAX,
+            f32s: usize::MAX,
+            i8s: usize::MAX,
+            entities: usize::MAX,
+            indices: usize::MAX,
+        })
+    }
+
+    /// [`MemorySizes::for_model_input`] with every size computed in checked arithmetic: an
+    /// overflow, or a total above [`MAX_SESSION_BYTES`], is [`SessionError::TooLarge`].
+    pub fn checked(
+        model: &Model<'_>,
+        max_seq: usize,
+        max_input: usize,
+        threads: usize,
+    ) -> Result<Self, SessionError> {
+        let sizes = Self::compute(model, max_seq, max_input, threads);
+        match sizes.and_then(|s| s.checked_bytes()) {
+            Some(bytes) if bytes <= MAX_SESSION_BYTES => sizes.ok_or(SessionError::TooLarge {
+                bytes: None,
+                max: MAX_SESSION_BYTES,
+            }),
+            bytes => Err(SessionError::TooLarge {
+                bytes,
+                max: MAX_SESSION_BYTES,
+            }),
+        }
+    }
+
+    fn compute(
+        model: &Model<'_>,
+        max_seq: usize,
+        max_input: usize,
+        threads: usize,
+    ) -> Option<Self> {
         let c = model.config();
         let labels = model.labels.len();
         let max_input = max_input.max(max_seq.saturating_sub(2));
         let windowed = max_input > max_seq.saturating_sub(2)
             || matches!(model.head, Head::QuestionAnswering { .. });
         let (tokens, mut entities) = if windowed {
-            (max_input + 4 + max_seq, 2 * (max_input + max_seq))
+            (
+                max_input.checked_add(4)?.checked_add(max_seq)?,
+                max_input.checked_add(max_seq)?.checked_mul(2)?,
+            )
         } else {
             (max_seq, max_seq)
         };
         if model.pii.is_some() && matches!(model.head, Head::TokenClassification { .. }) {
             // Room for the recognizers' spans beside the model's (`crate::pii`).
-            entities *= 3;
+            entities = entities.checked_mul(3)?;
         }
-        MemorySizes {
+        let head = model.head.output_len(c, max_seq);
+        Some(MemorySizes {
             tokens,
-            f32s: Scratch::f32_len(c, max_seq, threads) + model.head.output_len(c, max_seq),
-            i8s: Scratch::i8_len(c, max_seq),
+            f32s: Scratch::f32_len_checked(c, max_seq, threads)?.checked_add(head)?,
+            i8s: max_seq.checked_mul(c.hidden_size.max(c.intermediate_size) as usize)?,
             entities,
             indices: model.head.index_len(labels),
-        }
+        })
     }
 
     /// The bytes [`SessionMemory::from_bytes`] needs for these sizes in a block that starts on
@@ -88,13 +139,21 @@ impl MemorySizes {
             .try_fold(0usize, |sum, &p| sum.checked_add(p)?.checked_add(3))
     }
 
-    /// Total bytes.
+    /// Total bytes (saturating).
     pub fn bytes(&self) -> usize {
-        self.tokens * core::mem::size_of::<Token>()
-            + self.f32s * 4
-            + self.i8s
-            + self.entities * core::mem::size_of::<Entity>()
-            + self.indices * 4
+        self.checked_bytes().unwrap_or(usize::MAX)
+    }
+
+    /// Total bytes, `None` on overflow.
+    pub fn checked_bytes(&self) -> Option<usize> {
+        let parts = [
+            self.tokens.checked_mul(core::mem::size_of::<Token>())?,
+            self.f32s.checked_mul(4)?,
+            self.i8s,
+            self.entities.checked_mul(core::mem::size_of::<Entity>())?,
+            self.indices.checked_mul(4)?,
+        ];
+        parts.iter().try_fold(0usize, |a, &b| a.checked_add(b))
     }
 }
 
@@ -170,6 +229,8 @@ pub struct OwnedMemory {
 
 #[cfg(feature = "std")]
 impl OwnedMemory {
+    /// Allocates `s` (aborts if the allocator fails, like `vec!`; [`OwnedMemory::try_new`]
+    /// reports it instead).
     pub fn new(s: &MemorySizes) -> Self {
         OwnedMemory {
             tokens: vec![Token::default(); s.tokens],
@@ -179,6 +240,52 @@ impl OwnedMemory {
             indices: vec![0; s.indices],
         }
     }
+
+    /// Allocates `s`, or [`SessionError::OutOfMemory`] if the allocator refuses (a memory
+    /// limit, an impossible size): never aborts.
+    pub fn try_new(s: &MemorySizes) -> Result<Self, SessionError> {
+        let oom = SessionError::OutOfMemory {
+            bytes: s.checked_bytes(),
+        };
+        Ok(OwnedMemory {
+            tokens: try_filled(s.tokens, Token::default()).ok_or(oom)?,
+            f32s: try_zeroed(s.f32s).ok_or(oom)?,
+            i8s: try_zeroed(s.i8s).ok_or(oom)?,
+            entities: try_filled(s.entities, Entity::default()).ok_or(oom)?,
+            indices: try_zeroed(s.indices).ok_or(oom)?,
+        })
+    }
+}
+
+/// `vec![value; n]`, `None` if the allocation fails.
+#[cfg(feature = "std")]
+fn try_filled<T: Clone>(n: usize, value: T) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, value);
+    Some(v)
+}
+
+/// `vec![0; n]` for plain numbers, `None` if the allocation fails. Zeroed by the allocator
+/// (pages of a large buffer are only touched when a run uses them, as with `vec!`).
+#[cfg(feature = "std")]
+fn try_zeroed<T: bytemuck::Zeroable>(n: usize) -> Option<Vec<T>> {
+    use std::alloc::{alloc_zeroed, Layout};
+    if n == 0 || core::mem::size_of::<T>() == 0 {
+        let mut v = Vec::new();
+        v.resize_with(n, T::zeroed);
+        return Some(v);
+    }
+    let layout = Layout::array::<T>(n).ok()?;
+    // SAFETY: the layout has a non-zero size (n > 0, T not zero-sized).
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `[T; n]` (so a
+    // capacity of `n`), and all-zero bytes are a valid `T` (`Zeroable`), so all `n` elements
+    // are initialised.
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
 #[cfg(feature = "std")]
@@ -202,6 +309,11 @@ pub enum SessionError {
     MemoryTooSmall,
     /// The operating system refused to start a worker thread.
     ThreadSpawn,
+    /// The session would need more memory than [`MAX_SESSION_BYTES`] (`bytes`: `None` when the
+    /// size does not even fit in `usize`).
+    TooLarge { bytes: Option<usize>, max: usize },
+    /// The allocator refused the session's memory (`bytes` of it).
+    OutOfMemory { bytes: Option<usize> },
 }
 
 impl fmt::Display for SessionError {
@@ -213,6 +325,25 @@ impl fmt::Display for SessionError {
             ),
             SessionError::MemoryTooSmall => write!(f, "session memory is too small for this model"),
             SessionError::ThreadSpawn => write!(f, "could not start worker threads"),
+            SessionError::TooLarge {
+                bytes: Some(bytes),
+                max,
+            } => write!(
+                f,
+                "a session would need {} MiB of memory, more than the {} MiB allowed; use a \
+                 smaller --max-length, --max-input-tokens or --threads",
+                bytes >> 20,
+                max >> 20
+            ),
+            SessionError::TooLarge { bytes: None, .. } => write!(
+                f,
+                "a session's memory size overflows; use a smaller --max-length, \
+                 --max-input-tokens or --threads"
+            ),
+            SessionError::OutOfMemory { bytes } => match bytes {
+                Some(b) => write!(f, "could not allocate {} MiB of session memory", b >> 20),
+                None => write!(f, "could not allocate the session's memory"),
+            },
         }
     }
 }
@@ -261,6 +392,16 @@ pub enum RunError {
     /// The recognizers found more spans than the session's `max` entity slots.
     TooManySpans {
         max: usize,
+    },
+    /// A text pair or a question needs token type 1, and the model has only `available` token
+    /// types (`type_vocab_size`; PyTorch fails with an index error on such input).
+    TokenTypes {
+        needed: u32,
+        available: u32,
+    },
+    /// A windowed run needs room for content tokens: windows of `max_seq` tokens hold none.
+    WindowTooSmall {
+        max_seq: usize,
     },
 }
 
@@ -316,6 +457,16 @@ impl fmt::Display for RunError {
             RunError::TooManySpans { max } => write!(
                 f,
                 "the text has more PII spans than the session's {max} entity slots"
+            ),
+            RunError::TokenTypes { needed, available } => write!(
+                f,
+                "this input needs {needed} token types (a text pair or a question) and the model \
+                 has {available} (type_vocab_size)"
+            ),
+            RunError::WindowTooSmall { max_seq } => write!(
+                f,
+                "windows of {max_seq} tokens leave no room for text after [CLS] and [SEP]; \
+                 use a larger maximum length"
             ),
         }
     }
@@ -510,9 +661,16 @@ impl<'m, 'a> Session<'m, 'a, OwnedMemory> {
         threads: usize,
     ) -> Result<Self, SessionError> {
         let threads = threads.max(1);
-        let sizes = MemorySizes::for_model_input(model, max_seq, max_input, threads);
+        let max = model.max_sequence_length();
+        if max_seq < 2 || max_seq > max {
+            return Err(SessionError::BadMaxSequence {
+                requested: max_seq,
+                max,
+            });
+        }
+        let sizes = MemorySizes::checked(model, max_seq, max_input, threads)?;
         let mut session =
-            Self::new_with_input(model, max_seq, max_input, OwnedMemory::new(&sizes))?;
+            Self::new_with_input(model, max_seq, max_input, OwnedMemory::try_new(&sizes)?)?;
         if threads > 1 {
             let pool =
                 crate::parallel::ThreadPool::new(threads).map_err(|_| SessionError::ThreadSpawn)?;
@@ -778,6 +936,9 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         }
         // Only sessions made for long inputs get here: they have a window buffer after `all`.
         let window = max_seq - 2;
+        if window == 0 {
+            return Err(RunError::WindowTooSmall { max_seq });
+        }
         if stride >= window {
             return Err(RunError::BadStride {
                 stride,
@@ -857,6 +1018,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         let Head::QuestionAnswering { qa_outputs } = model.head else {
             return Err(RunError::WrongTask);
         };
+        model.encoder.check_token_types(2)?;
         if question.is_empty()
             || context.is_empty()
             || options.top_k == 0
@@ -1007,6 +1169,7 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         options: &RunOptions<'_>,
     ) -> Result<Output<'_>, RunError> {
         let max_seq = self.max_seq;
+        self.model.encoder.check_token_types(2)?;
         let tokenizer = &self.model.tokenizer;
         let exec = exec_of!(self);
         let mem = self.storage.memory();

@@ -61,9 +61,12 @@ fn run_failure(e: RunError) -> Failure {
         | RunError::StrideNeedsAggregation
         | RunError::TooManyWindows { .. }
         | RunError::BadQuestion
-        | RunError::Masks { .. } => ErrorCode::BadRequest,
-        RunError::WrongTask | RunError::NoPiiProfile => ErrorCode::Unsupported,
-        RunError::TooManySpans { .. } => ErrorCode::BadRequest,
+        | RunError::Masks { .. }
+        | RunError::WindowTooSmall { .. }
+        | RunError::TooManySpans { .. } => ErrorCode::BadRequest,
+        RunError::WrongTask | RunError::TokenTypes { .. } | RunError::NoPiiProfile => {
+            ErrorCode::Unsupported
+        }
         RunError::Tokenizer(_) | RunError::InvalidInput => ErrorCode::Internal,
     };
     Failure::new(code, format_args!("inference failed: {e}"))

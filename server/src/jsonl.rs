@@ -6,7 +6,7 @@
 //! | field | value | default |
 //! |---|---|---|
 //! | `id` | a number or a string (at most 64 bytes of JSON), echoed in the reply | `null` |
-//! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"` or `"shutdown"` (firmware) | `"infer"` |
+//! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"`, `"auth"` or `"shutdown"` (firmware) | `"infer"` |
 //! | `text` | the text (infer) | required for infer |
 //! | `top_k` | labels to return (classification); `null` or `0` for all | 1 |
 //! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` (Hugging Face's), `"span"`, `"pii"`, `"compat"` (bertq's) | the model's: `"pii"` with a PII profile, else `"simple"` |
@@ -18,6 +18,7 @@
 //! | `doc_stride` | question answering: context tokens shared by windows | `min(max_seq / 2, 128)` |
 //! | `max_answer_len` | question answering: the longest answer in tokens | 15 |
 //! | `handle_impossible_answer` | question answering: also consider no answer | `false` |
+//! | `token` | the server's shared secret (`--token-file`), on the first request or in a `"type": "auth"` line | |
 //!
 //! Unknown fields are ignored.
 
@@ -38,6 +39,9 @@ pub struct JsonRequest<'a> {
     pub extra: JobExtra<'a>,
     /// Token classification: `threshold` and `redact`.
     pub entities: EntityOptions,
+    /// The `token` field as it appears between its quotes (tokens are compared verbatim, so
+    /// they contain no `"` or `\`).
+    pub token: Option<&'a [u8]>,
 }
 
 /// Why a line is not a valid request, with the request's id if it was read.
@@ -240,6 +244,7 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
     let mut answer = AnswerOptions::default();
     let mut options = InferOptions::default();
     let mut entities = EntityOptions::default();
+    let mut token: Option<Span> = None;
     {
         let mut p = Parser { s: line, i: 0 };
         let bad = |id: RawId, m: &'static str| fail(id, ErrorCode::BadFrame, m);
@@ -282,6 +287,12 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                             _ => context = span,
                         }
                     }
+                    b"token" => {
+                        if p.peek() != Some(b'"') {
+                            return Err(request("token must be a string"));
+                        }
+                        token = Some(p.string().map_err(|m| bad(id, m))?);
+                    }
                     b"stride" | b"doc_stride" | b"max_answer_len" => {
                         let (a, b) = p
                             .number()
@@ -309,20 +320,21 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                             return Err(request("type must be a string"));
                         }
                         let (a, b) = p.string().map_err(|m| bad(id, m))?;
-                        kind = match &line[a..b] {
-                            b"infer" => Kind::Infer,
-                            b"info" => Kind::Info,
-                            b"health" => Kind::Health,
-                            b"metrics" => Kind::Metrics,
-                            b"shutdown" => Kind::Shutdown,
-                            _ => {
-                                return Err(fail(
+                        kind =
+                            match &line[a..b] {
+                                b"infer" => Kind::Infer,
+                                b"info" => Kind::Info,
+                                b"health" => Kind::Health,
+                                b"metrics" => Kind::Metrics,
+                                b"shutdown" => Kind::Shutdown,
+                                b"auth" => Kind::Auth,
+                                _ => return Err(fail(
                                     id,
                                     ErrorCode::UnknownMessage,
-                                    "unknown type (expected infer, info, health or metrics)",
-                                ))
-                            }
-                        };
+                                    "unknown type (expected infer, info, health, metrics, auth \
+                                     or shutdown)",
+                                )),
+                            };
                     }
                     b"top_k" => {
                         if p.literal(b"null") {
@@ -456,6 +468,7 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
         options,
         extra,
         entities,
+        token: token.map(|(a, b)| &line[a..b]),
     })
 }
 

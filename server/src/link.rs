@@ -30,6 +30,11 @@ pub trait Env {
     fn accepts_shutdown(&self) -> bool {
         false
     }
+    /// Called after every reply sent; `ok`: the request succeeded (servers that evict
+    /// connections which never completed a request watch this).
+    fn replied(&self, ok: bool) {
+        let _ = ok;
+    }
 }
 
 /// Runs inferences and writes their replies.
@@ -61,13 +66,20 @@ pub enum Format {
 
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
-    /// A message started but not finished within this time is dropped with a `timeout` error.
+    /// A message started but not finished within this time (counted from its first byte, not
+    /// reset by later ones) is dropped with a `timeout` error.
     pub stall_timeout_us: u64,
     /// Close the link after a stall (sockets) or keep listening (a serial line).
     pub close_on_stall: bool,
     /// Close the link after this long without a byte (sockets); `None`: never (a serial line).
     pub idle_timeout_us: Option<u64>,
     pub default_format: Format,
+    /// Close the link if no request has succeeded this long after it started (sockets: a
+    /// connection that sends nothing, or dribbles, cannot hold a slot); `None`: never.
+    pub first_request_timeout_us: Option<u64>,
+    /// The shared secret a connection must present (`token` in JSON, [`RequestBody::Auth`] in
+    /// frames) before anything else is answered; `None`: no authentication.
+    pub token: Option<&'static str>,
 }
 
 /// Why [`serve_link`] returned.
@@ -81,6 +93,10 @@ pub enum LinkEnd {
     Stalled,
     /// The server is shutting down.
     Stopped,
+    /// No request succeeded within [`LinkConfig::first_request_timeout_us`].
+    NoRequest,
+    /// A request came without the right token (answered `unauthorized`).
+    Unauthorized,
     /// A client asked the device to stop, and it was answered.
     Shutdown,
     Read(ErrorKind),
@@ -105,7 +121,15 @@ where
     E: Env,
 {
     let mut chunk = [0u8; 1024];
-    let mut last_byte = env.now_us();
+    let started_at = env.now_us();
+    let mut last_byte = started_at;
+    // When the message in progress started (its first byte's chunk).
+    let mut message_start = started_at;
+    let mut succeeded = false;
+    let mut auth = Auth {
+        token: cfg.token,
+        ok: cfg.token.is_none(),
+    };
     let mut format = cfg.default_format;
     // When the server stops, the bytes already received are still read and answered once
     // (requests with `shutting_down`), so that no request goes unanswered.
@@ -117,6 +141,24 @@ where
             }
             drained = true;
         }
+        let now = env.now_us();
+        if !succeeded
+            && cfg
+                .first_request_timeout_us
+                .is_some_and(|t| now.saturating_sub(started_at) > t)
+        {
+            return LinkEnd::NoRequest;
+        }
+        // A message that keeps arriving a byte at a time is still cut off.
+        if acc.in_message() && now.saturating_sub(message_start) > cfg.stall_timeout_us {
+            if let Err(e) = stalled(io, shared, acc, out, format) {
+                return LinkEnd::Write(e);
+            }
+            if cfg.close_on_stall {
+                return LinkEnd::Stalled;
+            }
+            last_byte = env.now_us();
+        }
         let n = match io.read(&mut chunk) {
             Ok(0) => return LinkEnd::Closed,
             Ok(n) => n,
@@ -126,32 +168,7 @@ where
                     return LinkEnd::Stopped;
                 }
                 let idle = env.now_us().saturating_sub(last_byte);
-                if acc.in_message() && idle > cfg.stall_timeout_us {
-                    let to = match (acc.partial(), format) {
-                        (Some(MessageKind::Frame), _) | (None, Format::Binary) => {
-                            ReplyTo::Binary(0)
-                        }
-                        (Some(MessageKind::Line), _) | (None, Format::Json) => {
-                            ReplyTo::Json(RawId::NULL)
-                        }
-                    };
-                    acc.reset();
-                    out.clear();
-                    reply::write_error(
-                        to,
-                        ErrorCode::Timeout,
-                        "half a message arrived and the rest did not; it was discarded",
-                        out,
-                    );
-                    shared.metrics.record_request(Some(ErrorCode::Timeout));
-                    if let Err(e) = send(io, out) {
-                        return LinkEnd::Write(e);
-                    }
-                    if cfg.close_on_stall {
-                        return LinkEnd::Stalled;
-                    }
-                    last_byte = env.now_us();
-                } else if !acc.in_message() && cfg.idle_timeout_us.is_some_and(|t| idle > t) {
+                if !acc.in_message() && cfg.idle_timeout_us.is_some_and(|t| idle > t) {
                     return LinkEnd::Idle;
                 }
                 continue;
@@ -159,14 +176,17 @@ where
             Err(e) => return LinkEnd::Read(e.kind()),
         };
         last_byte = env.now_us();
+        let was_in_message = acc.in_message();
         let mut rest = &chunk[..n];
         while !rest.is_empty() {
             let (item, r) = acc.feed(rest);
             rest = r;
             let Some(item) = item else { continue };
             let started = env.now_us();
+            // The next message starts in this chunk, if at all.
+            message_start = started;
             out.clear();
-            let done = handle(item, shared, backend, env, out, &mut format);
+            let done = handle(item, shared, backend, env, out, &mut format, &mut auth);
             if let Err(e) = send(io, out) {
                 return LinkEnd::Write(e);
             }
@@ -176,11 +196,68 @@ where
                     .metrics
                     .record_inference(env.now_us().saturating_sub(started));
             }
+            env.replied(done.error.is_none());
+            succeeded |= done.error.is_none();
+            if done.damaged_frame {
+                acc.after_damaged_frame();
+            }
             if done.shutdown {
                 return LinkEnd::Shutdown;
             }
+            if done.close {
+                return LinkEnd::Unauthorized;
+            }
+        }
+        if !was_in_message && acc.in_message() {
+            message_start = last_byte;
         }
     }
+}
+
+/// The connection's authentication state.
+struct Auth {
+    token: Option<&'static str>,
+    ok: bool,
+}
+
+impl Auth {
+    /// Compares a presented token with the server's in time independent of where they differ.
+    fn check(&mut self, presented: &[u8]) -> bool {
+        let Some(token) = self.token else {
+            return true;
+        };
+        let t = token.as_bytes();
+        let mut diff = u8::from(t.len() != presented.len());
+        for (i, &b) in t.iter().enumerate() {
+            diff |= b ^ presented.get(i).copied().unwrap_or(!b);
+        }
+        self.ok = diff == 0;
+        self.ok
+    }
+}
+
+/// The message in progress took longer than the stall timeout: answer `timeout`, drop it.
+fn stalled<T: Write>(
+    io: &mut T,
+    shared: &Shared<'_, '_>,
+    acc: &mut Accumulator<&mut [u8]>,
+    out: &mut Out<'_>,
+    format: Format,
+) -> Result<(), ErrorKind> {
+    let to = match (acc.partial(), format) {
+        (Some(MessageKind::Frame), _) | (None, Format::Binary) => ReplyTo::Binary(0),
+        (Some(MessageKind::Line), _) | (None, Format::Json) => ReplyTo::Json(RawId::NULL),
+    };
+    acc.reset();
+    out.clear();
+    reply::write_error(
+        to,
+        ErrorCode::Timeout,
+        "half a message arrived and the rest did not come in time; it was discarded",
+        out,
+    );
+    shared.metrics.record_request(Some(ErrorCode::Timeout));
+    send(io, out)
 }
 
 fn send<T: Write>(io: &mut T, out: &Out<'_>) -> Result<(), ErrorKind> {
@@ -200,9 +277,14 @@ struct Handled {
     inference: bool,
     /// It was an accepted shutdown request: the loop ends once the reply is sent.
     shutdown: bool,
+    /// A missing or wrong token: the connection is closed once the reply is sent.
+    close: bool,
+    /// A frame that did not decode (see [`Accumulator::after_damaged_frame`]).
+    damaged_frame: bool,
 }
 
 /// Answers one message into `out`.
+#[allow(clippy::too_many_arguments)]
 fn handle<B: Backend, E: Env>(
     item: Item<'_>,
     shared: &Shared<'_, '_>,
@@ -210,11 +292,22 @@ fn handle<B: Backend, E: Env>(
     env: &E,
     out: &mut Out<'_>,
     format: &mut Format,
+    auth: &mut Auth,
 ) -> Handled {
     let fail = |out: &mut Out<'_>, to: ReplyTo, f: Failure| {
         reply::write_error(to, f.code, &f.message, out);
         Handled {
             error: Some(f.code),
+            ..Handled::default()
+        }
+    };
+    let unauthorized = |out: &mut Out<'_>, to: ReplyTo| {
+        let message = "this server requires a token (--token-file): send it first, as a \
+                       \"token\" field or an auth message; the connection is closed";
+        reply::write_error(to, ErrorCode::Unauthorized, message, out);
+        Handled {
+            error: Some(ErrorCode::Unauthorized),
+            close: true,
             ..Handled::default()
         }
     };
@@ -251,7 +344,10 @@ fn handle<B: Backend, E: Env>(
                 Ok(m) => m,
                 Err(e) => {
                     let f = Failure::new(e.code(), format_args!("{e}"));
-                    return fail(out, ReplyTo::Binary(0), f);
+                    return Handled {
+                        damaged_frame: true,
+                        ..fail(out, ReplyTo::Binary(0), f)
+                    };
                 }
             };
             let request = match decode_request(message) {
@@ -261,6 +357,13 @@ fn handle<B: Backend, E: Env>(
                 }
             };
             let to = ReplyTo::Binary(request.id);
+            if let RequestBody::Auth(token) = request.body {
+                if !auth.check(token.as_bytes()) {
+                    return unauthorized(out, to);
+                }
+            } else if !auth.ok {
+                return unauthorized(out, to);
+            }
             let none = JobExtra::None;
             let mut entities = EntityOptions::default();
             let (kind, text, options, extra) = match request.body {
@@ -284,6 +387,7 @@ fn handle<B: Backend, E: Env>(
                 RequestBody::Health => (Kind::Health, "", InferOptions::default(), none),
                 RequestBody::Metrics => (Kind::Metrics, "", InferOptions::default(), none),
                 RequestBody::Shutdown => (Kind::Shutdown, "", InferOptions::default(), none),
+                RequestBody::Auth(_) => (Kind::Auth, "", InferOptions::default(), none),
             };
             let job = InferJob {
                 to,
@@ -298,6 +402,14 @@ fn handle<B: Backend, E: Env>(
             *format = Format::Json;
             match jsonl::parse(line) {
                 Ok(r) => {
+                    let to = ReplyTo::Json(r.id);
+                    let presented = match r.token {
+                        Some(t) => auth.check(t),
+                        None => auth.ok,
+                    };
+                    if !presented {
+                        return unauthorized(out, to);
+                    }
                     let job = InferJob {
                         to: ReplyTo::Json(r.id),
                         text: r.text,
@@ -345,7 +457,7 @@ fn dispatch<B: Backend, E: Env>(
             }
         }
         Kind::Info => reply::write_info(shared.model, &shared.info, to, out),
-        Kind::Health => reply::write_health(&health(!env.stopping()), to, out),
+        Kind::Health | Kind::Auth => reply::write_health(&health(!env.stopping()), to, out),
         Kind::Shutdown => {
             if env.accepts_shutdown() {
                 reply::write_health(&health(false), to, out)
@@ -374,6 +486,7 @@ fn dispatch<B: Backend, E: Env>(
             error: None,
             inference,
             shutdown: kind == Kind::Shutdown,
+            ..Handled::default()
         },
         Err(f) => {
             out.clear();
@@ -381,7 +494,7 @@ fn dispatch<B: Backend, E: Env>(
             Handled {
                 error: Some(f.code),
                 inference,
-                shutdown: false,
+                ..Handled::default()
             }
         }
     }

@@ -277,57 +277,14 @@ pub fn write_infer(
                     bertq_runtime::pii::write_redacted(&mut escaped, text, es, &name)?;
                     w.write_char('"')?;
                 }
-                TaskOutput::Entities(es) => {
-                    w.write_char('[')?;
-                    for (i, e) in es.iter().enumerate() {
-                        if i > 0 {
-                            w.write_char(',')?;
-                        }
-                        let word = text
-                            .get(e.byte_start as usize..e.byte_end as usize)
-                            .unwrap_or("");
-                        if tokens {
-                            json::write_token_entity(
-                                w,
-                                name(e),
-                                e.score,
-                                e.index,
-                                word,
-                                e.start,
-                                e.end,
-                            )?;
-                        } else {
-                            json::write_entity(w, name(e), e.score, word, e.start, e.end)?;
-                        }
-                    }
-                    w.write_char(']')?;
-                }
-                TaskOutput::Classification { scores, ranking } => {
-                    w.write_char('[')?;
-                    for (i, &id) in ranking.iter().take(top(ranking)).enumerate() {
-                        if i > 0 {
-                            w.write_char(',')?;
-                        }
-                        let label = model.labels.get(id as usize).unwrap_or("");
-                        let score = scores.get(id as usize).copied().unwrap_or(f32::NAN);
-                        json::write_label_score(w, label, score)?;
-                    }
-                    w.write_char(']')?;
-                }
-                TaskOutput::Embedding(v) => json::write_f32_array(w, v)?,
-                // Refused above.
-                TaskOutput::Answers(answers) => json::write_answers(w, answers, text)?,
-                TaskOutput::FillMask {
-                    top_k,
-                    positions,
-                    ids,
-                    scores,
-                } => {
-                    let (vocab, settings) = (model.tokenizer.vocab(), model.tokenizer.settings());
-                    let tokens = output.tokens;
-                    fill_mask::write_json(
-                        w, vocab, settings, tokens, *top_k, positions, ids, scores,
-                    )?
+                task => {
+                    // The result exactly as `bertq run` prints it (the same writer); `top_k` 0
+                    // is all.
+                    let top_k = match task {
+                        TaskOutput::Classification { ranking, .. } => top(ranking),
+                        _ => 0,
+                    };
+                    json::write_output(w, model, text, output, top_k, aggregation)?;
                 }
             }
             writeln!(

@@ -58,6 +58,8 @@ pub enum Kind {
     Metrics,
     /// Stop the device (firmware only; see [`crate::link::Env::shutdown`]).
     Shutdown,
+    /// Presents the server's token (answered like `health`).
+    Auth,
 }
 
 /// One inference to run.

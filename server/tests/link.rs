@@ -122,6 +122,8 @@ fn serve(input: &str, shutdown: bool) -> (LinkEnd, Vec<serde_json::Value>) {
         close_on_stall: false,
         idle_timeout_us: None,
         default_format: Format::Binary,
+        first_request_timeout_us: None,
+        token: None,
     };
     let end = link::serve_link(
         &mut io,

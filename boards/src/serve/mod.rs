@@ -39,7 +39,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use reply::{Out, ServerInfo};
 use std::collections::VecDeque;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -98,6 +98,18 @@ pub struct ServeArgs {
     /// Seconds a reply may wait for a client that does not read.
     #[arg(long, default_value_t = 10.0)]
     pub write_timeout: f64,
+    /// Seconds a new socket connection has to complete its first request; it is closed
+    /// otherwise (a connection that sends nothing, or a byte at a time, cannot hold a slot).
+    #[arg(long, default_value_t = 10.0)]
+    pub first_request_timeout: f64,
+    /// TCP connections one client address may hold at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_per_peer: usize,
+    /// A file holding a shared secret that every socket connection must present before its
+    /// first request (JSON: a "token" field; frames: an Auth message). Required to listen on a
+    /// TCP address other than loopback.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// Log connections and their ends to stderr.
     #[arg(long)]
     pub verbose: bool,
@@ -121,6 +133,13 @@ pub struct ServeConfig {
     pub stall_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
+    /// A socket connection that has not completed a request this long after connecting is
+    /// closed.
+    pub first_request_timeout: Duration,
+    /// TCP connections per client address.
+    pub max_per_peer: usize,
+    /// The shared secret socket connections must present (`--token-file`).
+    pub token: Option<&'static str>,
     pub kernels: &'static Kernels,
     pub verbose: bool,
     /// Called first on every thread the server starts (tests use it to watch allocations).
@@ -152,6 +171,9 @@ impl ServeConfig {
             stall_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(10),
+            max_per_peer: 8,
+            token: None,
             kernels,
             verbose: false,
             on_thread_start: None,
@@ -188,11 +210,53 @@ impl ServeConfig {
             stall_timeout: seconds("stall-timeout", args.stall_timeout)?,
             idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
             write_timeout: seconds("write-timeout", args.write_timeout)?,
+            first_request_timeout: seconds("first-request-timeout", args.first_request_timeout)?,
+            max_per_peer: args.max_per_peer,
+            token: args.token_file.as_deref().map(read_token).transpose()?,
             kernels,
             verbose: args.verbose,
             on_thread_start: None,
         })
     }
+}
+
+/// The longest token accepted from `--token-file`.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Reads the shared secret: the file's first line, printable ASCII without spaces, quotes or
+/// backslashes (it is compared verbatim with what clients send), 16 to 256 bytes. Kept for the
+/// life of the process.
+pub fn read_token(path: &std::path::Path) -> Result<&'static str, String> {
+    let err = |why: &str| format!("--token-file {}: {why}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| err(&e.to_string()))?;
+    if meta.len() > 4096 {
+        return Err(err("larger than 4096 bytes"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(&e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 16 || token.len() > MAX_TOKEN_LEN {
+        return Err(err(
+            "the token must be 16 to 256 characters (e.g. `openssl rand -hex 32`)",
+        ));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            "the token must be printable ASCII without spaces, quotes or backslashes",
+        ));
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o004 != 0 {
+            eprintln!(
+                "bertq: warning: {} is readable by every user; chmod o-r it",
+                path.display()
+            );
+        }
+    }
+    Ok(Box::leak(token.to_string().into_boxed_str()))
 }
 
 fn default_workers() -> usize {
@@ -306,6 +370,8 @@ impl Control {
 
 struct StdEnv<'c> {
     control: &'c Control,
+    /// Set once the link's current connection has completed a request (socket links).
+    proven: Option<&'c AtomicBool>,
 }
 
 impl Env for StdEnv<'_> {
@@ -314,6 +380,11 @@ impl Env for StdEnv<'_> {
     }
     fn stopping(&self) -> bool {
         self.control.stopping()
+    }
+    fn replied(&self, ok: bool) {
+        if let (true, Some(p)) = (ok, self.proven) {
+            p.store(true, SeqCst);
+        }
     }
 }
 
@@ -324,38 +395,149 @@ enum Conn {
     Tcp(TcpStream),
 }
 
-/// Connections waiting for a link thread. Capacity fixed at start: never reallocates.
+impl Conn {
+    fn try_clone(&self) -> Option<Conn> {
+        match self {
+            Conn::Unix(c) => c.try_clone().ok().map(Conn::Unix),
+            Conn::Tcp(c) => c.try_clone().ok().map(Conn::Tcp),
+        }
+    }
+    /// Ends the connection for whoever serves it (its reads see end of stream).
+    fn shutdown(&self) {
+        let _ = match self {
+            Conn::Unix(c) => c.shutdown(std::net::Shutdown::Both),
+            Conn::Tcp(c) => c.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+/// A connection waiting for a link thread.
+struct Waiting {
+    conn: Conn,
+    peer: Option<IpAddr>,
+}
+
+/// A link thread's current connection.
+struct Slot {
+    peer: Option<IpAddr>,
+    since: Instant,
+    /// A second handle on the socket, to end it when its slot is given to a new client.
+    handle: Option<Conn>,
+    evicted: bool,
+}
+
+/// A connection only replaces one that has not completed a request when that one has had
+/// this long to do it (a burst of new connections cannot evict each other at once).
+const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// Connections waiting for a link thread, and what every link thread is serving. Capacity
+/// fixed at start: never reallocates.
 struct Handoff {
     state: Mutex<HandoffState>,
     cv: Condvar,
     max: usize,
+    max_per_peer: usize,
+    /// Per link: its connection has completed a request (set by the link, lock-free).
+    proven: Vec<AtomicBool>,
 }
 
 struct HandoffState {
-    pending: VecDeque<Conn>,
+    pending: VecDeque<Waiting>,
     active: usize,
+    slots: Vec<Option<Slot>>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Every link serves a client that has completed a request.
+    Full,
+    /// Its address already holds `--max-per-peer` connections.
+    PerPeer,
 }
 
 impl Handoff {
-    fn offer(&self, conn: Conn) -> Result<(), Conn> {
-        let mut s = lock(&self.state);
-        if s.active + s.pending.len() >= self.max || s.pending.len() == s.pending.capacity() {
-            return Err(conn);
+    fn new(max: usize, max_per_peer: usize) -> Handoff {
+        Handoff {
+            state: Mutex::new(HandoffState {
+                pending: VecDeque::with_capacity(max.max(1)),
+                active: 0,
+                slots: (0..max).map(|_| None).collect(),
+            }),
+            cv: Condvar::new(),
+            max,
+            max_per_peer,
+            proven: (0..max).map(|_| AtomicBool::new(false)).collect(),
         }
-        s.pending.push_back(conn);
+    }
+
+    fn offer(&self, conn: Conn, peer: Option<IpAddr>) -> Result<(), (Conn, Refused)> {
+        let mut s = lock(&self.state);
+        if let Some(ip) = peer {
+            let held = s.pending.iter().filter(|w| w.peer == Some(ip)).count()
+                + s.slots
+                    .iter()
+                    .flatten()
+                    .filter(|t| t.peer == Some(ip))
+                    .count();
+            if held >= self.max_per_peer {
+                return Err((conn, Refused::PerPeer));
+            }
+        }
+        if s.pending.len() == s.pending.capacity() {
+            return Err((conn, Refused::Full));
+        }
+        if s.active + s.pending.len() >= self.max {
+            // Full: the new client takes the slot of the oldest connection that has not
+            // completed a request in its time, if there is one.
+            let now = Instant::now();
+            let victim = s
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.as_ref().map(|t| (i, t)))
+                .filter(|(i, t)| {
+                    !t.evicted
+                        && !self.proven[*i].load(SeqCst)
+                        && now.duration_since(t.since) >= EVICT_AFTER
+                })
+                .min_by_key(|(_, t)| t.since)
+                .map(|(i, _)| i);
+            let evicting = s.slots.iter().flatten().filter(|t| t.evicted).count();
+            match victim {
+                Some(i) if s.active + s.pending.len() < self.max + evicting + 1 => {
+                    if let Some(t) = s.slots[i].as_mut() {
+                        t.evicted = true;
+                        if let Some(h) = &t.handle {
+                            h.shutdown();
+                        }
+                    }
+                }
+                _ => return Err((conn, Refused::Full)),
+            }
+        }
+        s.pending.push_back(Waiting { conn, peer });
         drop(s);
         self.cv.notify_one();
         Ok(())
     }
-    fn take(&self, control: &Control) -> Option<Conn> {
+
+    fn take(&self, control: &Control, link: usize) -> Option<Conn> {
         let mut s = lock(&self.state);
         loop {
             if control.stopping() {
                 return None;
             }
-            if let Some(c) = s.pending.pop_front() {
+            if let Some(w) = s.pending.pop_front() {
                 s.active += 1;
-                return Some(c);
+                self.proven[link].store(false, SeqCst);
+                s.slots[link] = Some(Slot {
+                    peer: w.peer,
+                    since: Instant::now(),
+                    handle: w.conn.try_clone(),
+                    evicted: false,
+                });
+                return Some(w.conn);
             }
             s = self
                 .cv
@@ -364,9 +546,25 @@ impl Handoff {
                 .0;
         }
     }
-    fn done(&self) {
+
+    fn done(&self, link: usize) {
         let mut s = lock(&self.state);
         s.active = s.active.saturating_sub(1);
+        s.slots[link] = None;
+    }
+}
+
+/// Removes the socket files it holds when dropped: on every way out of [`run`], a panic
+/// included.
+struct SocketFiles(Vec<PathBuf>);
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if let Err(e) = unix::remove(p) {
+                eprintln!("bertq: warning: removing {}: {e}", p.display());
+            }
+        }
     }
 }
 
@@ -417,6 +615,13 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         ("--queue", cfg.queue, 1, 65536),
         ("--max-connections", cfg.max_connections, 1, 4096),
         ("--max-frame", cfg.max_frame, 64, 16 << 20),
+        (
+            "--max-input-tokens",
+            cfg.max_input,
+            1,
+            crate::MAX_INPUT_TOKENS,
+        ),
+        ("--max-per-peer", cfg.max_per_peer, 1, 4096),
     ];
     for (name, value, lo, hi) in limits {
         if !(lo..=hi).contains(&value) {
@@ -424,6 +629,22 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                 "serve: {name} {value} is out of range ({lo}..={hi})"
             ));
         }
+    }
+    if let Some(a) = cfg.tcp.iter().find(|a| !a.ip().is_loopback()) {
+        if cfg.token.is_none() {
+            return Err(format!(
+                "serve: --tcp {a} is not a loopback address: give --token-file FILE (a shared \
+                 secret every client must send) to serve it"
+            ));
+        }
+    }
+    let c = model.config();
+    if model.task() == bertq_runtime::format::TaskHead::QuestionAnswering && c.type_vocab_size < 2 {
+        return Err(format!(
+            "serve: this question-answering model has {} token type(s) (type_vocab_size): a \
+             question and its context need 2",
+            c.type_vocab_size
+        ));
     }
     let max_seq = crate::session_length(model, cfg.max_seq)?;
     let max_reply = reply::reply_capacity(
@@ -450,12 +671,12 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
 
     // Open everything before starting threads, so that errors are reported at once.
     let mut listeners = Vec::new();
-    let mut bound_paths = Vec::new();
+    let mut bound_paths = SocketFiles(Vec::new());
     let mut result = Ok(());
     for p in &cfg.unix {
         match unix::bind(p, cfg.socket_mode) {
             Ok(l) => {
-                bound_paths.push(p.clone());
+                bound_paths.0.push(p.clone());
                 listeners.push(Listener::Unix(p.clone(), l));
             }
             Err(e) => {
@@ -490,33 +711,29 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             }
         }
     }
-    if let Err(e) = result {
-        for p in &bound_paths {
-            let _ = unix::remove(p);
-        }
-        return Err(e);
-    }
+    result?;
 
-    let handoff = Handoff {
-        state: Mutex::new(HandoffState {
-            pending: VecDeque::with_capacity(cfg.max_connections.max(1)),
-            active: 0,
-        }),
-        cv: Condvar::new(),
-        max: cfg.max_connections,
+    let handoff = Handoff::new(cfg.max_connections, cfg.max_per_peer);
+    let env = StdEnv {
+        control,
+        proven: None,
     };
-    let env = StdEnv { control };
     let tick = Duration::from_millis(100);
     let socket_link = LinkConfig {
         stall_timeout_us: cfg.stall_timeout.as_micros() as u64,
         close_on_stall: true,
         idle_timeout_us: Some(cfg.idle_timeout.as_micros() as u64),
         default_format: Format::Json,
+        first_request_timeout_us: Some(cfg.first_request_timeout.as_micros() as u64),
+        token: cfg.token,
     };
+    // A serial line is one physical client: no token, no first-request deadline.
     let serial_link = LinkConfig {
         close_on_stall: false,
         idle_timeout_us: None,
         default_format: Format::Binary,
+        first_request_timeout_us: None,
+        token: None,
         ..socket_link
     };
 
@@ -572,7 +789,7 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         let mut start_error = None;
         // Link threads for socket connections.
         for i in 0..cfg.max_connections {
-            let (pool, shared, env, handoff, metrics) = (&pool, &shared, &env, &handoff, &metrics);
+            let (pool, shared, handoff, metrics) = (&pool, &shared, &handoff, &metrics);
             // The link's buffers are allocated here, before serving starts, not in the thread
             // (which may be scheduled late, while the first requests are already served).
             let mut rx = vec![0u8; cfg.max_frame].into_boxed_slice();
@@ -588,7 +805,11 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                         slot: i,
                         metrics,
                     };
-                    while let Some(conn) = handoff.take(control) {
+                    let env = &StdEnv {
+                        control,
+                        proven: Some(&handoff.proven[i]),
+                    };
+                    while let Some(conn) = handoff.take(control, i) {
                         let mut acc = Accumulator::new(&mut rx[..]);
                         let mut out = Out::new(&mut tx[..]);
                         // The same loop over either socket type (`FdIo<T>` differs by type).
@@ -617,7 +838,7 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
                                 serve!(c)
                             }
                         };
-                        handoff.done();
+                        handoff.done(i);
                         if cfg.verbose {
                             eprintln!("bertq: link {i}: connection ended: {end:?}");
                         }
@@ -710,7 +931,7 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
             );
             eprintln!(
                 "bertq: serving {} on {} ({} workers, queue {}, max {} tokens, kernels {})",
-                model.name(),
+                crate::printable(model.name()),
                 names.join(", "),
                 cfg.workers,
                 cfg.queue,
@@ -733,11 +954,7 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
         }
         start_error.map_or(Ok(()), Err)
     });
-    for p in &bound_paths {
-        if let Err(e) = unix::remove(p) {
-            eprintln!("bertq: warning: removing {}: {e}", p.display());
-        }
-    }
+    drop(bound_paths);
     outcome?;
     Ok(Summary {
         requests: metrics.requests(),
@@ -748,6 +965,9 @@ pub fn run(model: &Model<'_>, cfg: &ServeConfig, control: &Control) -> Result<Su
 /// The line sent to a connection refused because every link is busy.
 const TOO_MANY: &[u8] =
     b"{\"id\":null,\"error\":\"too many connections: retry later\",\"error_type\":\"busy\"}\n";
+/// The line sent to a connection refused because its address holds `--max-per-peer` already.
+const TOO_MANY_FROM_PEER: &[u8] = b"{\"id\":null,\"error\":\"too many connections from this \
+address: retry later\",\"error_type\":\"busy\"}\n";
 
 fn accept_loop(
     l: &Listener,
@@ -765,23 +985,25 @@ fn accept_loop(
             return;
         }
         let accepted = match l {
-            Listener::Unix(_, u) => u.accept().map(|(c, _)| Conn::Unix(c)),
-            Listener::Tcp(_, t) => t.accept().map(|(c, _)| Conn::Tcp(c)),
+            Listener::Unix(_, u) => u.accept().map(|(c, _)| (Conn::Unix(c), None)),
+            Listener::Tcp(_, t) => t.accept().map(|(c, a)| (Conn::Tcp(c), Some(a.ip()))),
         };
         match accepted {
-            Ok(conn) => {
+            Ok((conn, peer)) => {
                 metrics.note_connection();
-                if let Err(conn) = handoff.offer(conn) {
+                if let Err((conn, why)) = handoff.offer(conn, peer) {
                     metrics.note_rejected_connection();
+                    let line = match why {
+                        Refused::Full => TOO_MANY,
+                        Refused::PerPeer => TOO_MANY_FROM_PEER,
+                    };
                     if cfg.verbose {
-                        eprintln!("bertq: {}: too many connections", l.describe());
+                        eprintln!("bertq: {}: refused a connection: {why:?}", l.describe());
                     }
                     // Best effort: the socket is new, its buffer empty; never block on it.
                     let _ = match &conn {
-                        Conn::Unix(c) => {
-                            c.set_nonblocking(true).and_then(|_| (&*c).write(TOO_MANY))
-                        }
-                        Conn::Tcp(c) => c.set_nonblocking(true).and_then(|_| (&*c).write(TOO_MANY)),
+                        Conn::Unix(c) => c.set_nonblocking(true).and_then(|_| (&*c).write(line)),
+                        Conn::Tcp(c) => c.set_nonblocking(true).and_then(|_| (&*c).write(line)),
                     };
                 }
             }

@@ -20,8 +20,8 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     if !addr.ip().is_loopback() {
         eprintln!(
-            "bertq: warning: listening on {addr}, which is not a loopback address: \
-             the server is reachable from the network and has no authentication"
+            "bertq: warning: listening on {addr}, which is not a loopback address: the \
+             server is reachable from the network (clients must present the --token-file token)"
         );
     }
     let l = TcpListener::bind(addr).map_err(|e| format!("tcp {addr}: {e}"))?;

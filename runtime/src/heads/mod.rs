@@ -106,11 +106,13 @@ impl<'a> Head<'a> {
             // The embedding, then the label scores.
             Head::PooledClassification { classifier, .. } => h + classifier.n,
             // Logits, then one row of scratch for `average` aggregation.
-            Head::TokenClassification { classifier } => (seq + 1) * classifier.n,
+            Head::TokenClassification { classifier } => {
+                (seq.saturating_add(1)).saturating_mul(classifier.n)
+            }
             // The transformed row, one logits row reused per mask, the top-k scores.
             Head::FillMask(m) => m.f32_len(),
             // Interleaved start/end logits, then the start and the end probabilities.
-            Head::QuestionAnswering { .. } => 4 * seq,
+            Head::QuestionAnswering { .. } => seq.saturating_mul(4),
         }
     }
 

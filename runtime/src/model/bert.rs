@@ -11,6 +11,17 @@ use core::fmt::Write;
 
 /// The most encoder layers a model may have (bert-large has 24).
 pub const MAX_LAYERS: usize = 64;
+/// The most positions (`max_position_embeddings`) a model may have (BERT: 512). One head's
+/// attention scores at this length are 256 MiB.
+pub const MAX_POSITIONS: u32 = 8192;
+/// The widest hidden state (bert-large: 1024).
+pub const MAX_HIDDEN: u32 = 8192;
+/// The widest feed-forward layer (bert-large: 4096).
+pub const MAX_INTERMEDIATE: u32 = 65536;
+/// The largest vocabulary (multilingual BERT: 119,547).
+pub const MAX_VOCAB: u32 = 1 << 21;
+/// The most token types (BERT: 2; some models have 1).
+pub const MAX_TOKEN_TYPES: u32 = 1024;
 
 /// How the encoder's matrix products are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,23 +244,31 @@ impl<'a> Embedding<'a> {
         Ok(Embedding { table, rows, dim })
     }
 
-    /// `out += table[row]`. `row` must be `< rows` (checked by the caller).
+    /// `out += table[row]`. `row` must be `< rows` (checked by the caller: ids against the
+    /// vocabulary, token types against `type_vocab_size`); a row out of range adds nothing
+    /// rather than panicking.
     fn add_row(&self, row: usize, out: &mut [f32]) {
         let d = self.dim;
+        if row >= self.rows {
+            return;
+        }
+        let range = row * d..(row + 1) * d;
         match self.table {
             Weights::I8(w) => {
-                let s = w.scales[row];
-                for (o, &q) in out.iter_mut().zip(&w.data[row * d..(row + 1) * d]) {
+                let (Some(&s), Some(data)) = (w.scales.get(row), w.data.get(range)) else {
+                    return;
+                };
+                for (o, &q) in out.iter_mut().zip(data) {
                     *o += q as f32 * s;
                 }
             }
             Weights::F32(t) => {
-                for (o, &v) in out.iter_mut().zip(&t[row * d..(row + 1) * d]) {
+                for (o, &v) in out.iter_mut().zip(t.get(range).unwrap_or(&[])) {
                     *o += v;
                 }
             }
             Weights::F16(t) => {
-                for (o, &v) in out.iter_mut().zip(&t[row * d..(row + 1) * d]) {
+                for (o, &v) in out.iter_mut().zip(t.get(range).unwrap_or(&[])) {
                     *o += half::f16::from_bits(v).to_f32();
                 }
             }
@@ -302,14 +321,22 @@ pub struct Scratch<'s> {
 }
 
 impl Scratch<'_> {
-    /// f32 elements needed for `seq` tokens run in `parts` parallel parts.
+    /// f32 elements needed for `seq` tokens run in `parts` parallel parts (saturating: a size
+    /// that does not fit in `usize` is `usize::MAX`, which no memory fits).
     pub fn f32_len(c: &ModelConfig, seq: usize, parts: usize) -> usize {
+        Self::f32_len_checked(c, seq, parts).unwrap_or(usize::MAX)
+    }
+    /// [`Self::f32_len`], `None` on overflow.
+    pub fn f32_len_checked(c: &ModelConfig, seq: usize, parts: usize) -> Option<usize> {
         let (h, i) = (c.hidden_size as usize, c.intermediate_size as usize);
-        6 * seq * h + seq * i + parts.max(1) * seq * seq + seq
+        let rows = seq.checked_mul(h)?.checked_mul(6)?;
+        let ffn = seq.checked_mul(i)?;
+        let scores = parts.max(1).checked_mul(seq)?.checked_mul(seq)?;
+        rows.checked_add(ffn)?.checked_add(scores)?.checked_add(seq)
     }
     /// i8 elements needed for `seq` tokens.
     pub fn i8_len(c: &ModelConfig, seq: usize) -> usize {
-        seq * (c.hidden_size.max(c.intermediate_size) as usize)
+        seq.saturating_mul(c.hidden_size.max(c.intermediate_size) as usize)
     }
     /// Carves the scratch out of caller memory (lengths from [`Self::f32_len`] / [`Self::i8_len`]).
     pub fn carve<'s>(
@@ -451,6 +478,16 @@ impl<'a> Encoder<'a> {
                 None => self.layer_forward(layer, exec, seq, s, &mut |_, _| {}),
             }
         }
+    }
+
+    /// Checks that the model has at least `needed` token types (a text pair or a question
+    /// uses type 1).
+    pub fn check_token_types(&self, needed: u32) -> Result<(), crate::session::RunError> {
+        let available = self.config.type_vocab_size;
+        if available < needed {
+            return Err(crate::session::RunError::TokenTypes { needed, available });
+        }
+        Ok(())
     }
 
     /// Checks that a sequence can run: length within the position table and scratch, ids in range.
@@ -679,12 +716,20 @@ pub fn validate_config(c: &ModelConfig) -> Result<(), LoadError> {
     if c.max_position_embeddings < 2 {
         return Err(bad("fewer than two positions"));
     }
-    // Bound sizes so that every buffer length computed from them fits comfortably in usize.
-    if c.hidden_size > 1 << 16
-        || c.intermediate_size > 1 << 18
-        || c.max_position_embeddings > 1 << 16
+    // Bound sizes so that every buffer length computed from them fits comfortably in usize and
+    // a session's memory stays within reason (the attention scores grow with the square of the
+    // positions): far above every BERT published, far below what would overflow.
+    if c.hidden_size > MAX_HIDDEN
+        || c.intermediate_size > MAX_INTERMEDIATE
+        || c.vocab_size > MAX_VOCAB
+        || c.type_vocab_size > MAX_TOKEN_TYPES
     {
         return Err(bad("dimensions out of the supported range"));
+    }
+    if c.max_position_embeddings > MAX_POSITIONS {
+        return Err(bad(
+            "more than 8192 positions (a session's attention scores grow with their square)",
+        ));
     }
     if !(c.layer_norm_eps > 0.0 && c.layer_norm_eps < 1.0) {
         return Err(bad("layer_norm_eps must be in (0, 1)"));
