@@ -1386,13 +1386,20 @@ fn decode_entities(
             let rule = crate::pii::JoinRule::Package { threshold };
             return crate::pii::join_tokens(input.text, input.labels, out, count, rule);
         }
-        Aggregation::Span | Aggregation::Pii => crate::pii::join_tokens(
-            input.text,
-            input.labels,
-            out,
-            count,
-            crate::pii::JoinRule::Span,
-        ),
+        Aggregation::Span | Aggregation::Pii => {
+            if let (Aggregation::Pii, Some(p)) = (agg, model.pii.as_ref()) {
+                for (from, to) in p.splits() {
+                    crate::pii::split_continuations(input.text, input.labels, from, to, out, count);
+                }
+            }
+            crate::pii::join_tokens(
+                input.text,
+                input.labels,
+                out,
+                count,
+                crate::pii::JoinRule::Span,
+            )
+        }
         _ => count,
     };
     let threshold = match (agg, options.threshold, model.pii) {
@@ -1420,8 +1427,13 @@ fn finish_spans(
     };
     let profile = model.pii.as_ref().ok_or(RunError::NoPiiProfile)?;
     let text = text.get(..covered).unwrap_or(text);
-    crate::pii::recognize_and_merge(text, &model.labels, profile, pipeline, entities, count)
-        .map_err(|o| RunError::TooManySpans { max: o.max })
+    let count =
+        crate::pii::recognize_and_merge(text, &model.labels, profile, pipeline, entities, count)
+            .map_err(|o| RunError::TooManySpans { max: o.max })?;
+    Ok(match pipeline {
+        crate::pii::Pipeline::Pii => crate::pii::keep_near(&model.labels, profile, entities, count),
+        crate::pii::Pipeline::Compat => count,
+    })
 }
 
 #[cfg(test)]

@@ -49,6 +49,12 @@ rename IP IP_ADDRESS
 rename ZIP ZIP_CODE
 rename POSTAL_CODE ZIP_CODE
 threshold 0
+# bertq's additions to the package's pipeline (models/README.md, chosen on a development set)
+sentence_end ip_address
+context phone 4 phone phones telephone tel cell cellphone mobile call fax reach
+split GIVEN_NAME SURNAME
+near BUILDING_NUMBER 16 STREET_NAME SECONDARY_ADDRESS
+near ZIP_CODE 16 CITY STATE
 ";
 
 /// A validated PII profile, borrowing its text from the model file.
@@ -59,7 +65,17 @@ threshold 0
 /// - `confirm NAME TYPE`: keep that recognizer's spans only where the model tags some of the
 ///   same text `TYPE` (the recognizer then gives the boundaries, the model the decision);
 /// - `rename FROM TO`: report the model's entity group `FROM` as `TO`;
-/// - `threshold X`: the default minimum entity score.
+/// - `threshold X`: the default minimum entity score;
+/// - `sentence_end NAME...`: those recognizers also accept a match followed by a `.` that ends
+///   a sentence (see [`Recognizer::find_with`]);
+/// - `context NAME N WORD...`: a span of a recognizer under `confirm` is kept without the
+///   model's agreement when one of the words (ASCII letters, any case) is among the `N` words
+///   (runs of ASCII letters) before it, as Presidio's context words do;
+/// - `split FROM TO`: a capitalised word that continues a `FROM` entity across whitespace as an
+///   `I-FROM` token starts a `TO` entity instead (`split GIVEN_NAME SURNAME`: the model has no
+///   full-name type and tags some surnames as a given name's continuation);
+/// - `near TYPE BYTES PARTNER...`: entities of `TYPE` (reported names) are kept only when an
+///   entity of a `PARTNER` type lies within `BYTES` bytes (an address part needs another one).
 #[derive(Debug, Clone, Copy)]
 pub struct PiiProfile<'a> {
     text: &'a str,
@@ -128,9 +144,49 @@ impl<'a> PiiProfile<'a> {
                         _ => return Err(err("threshold must be a number from 0 to 1")),
                     };
                 }
+                "sentence_end"
+                    if rest.is_empty() || !args.all(|n| Recognizer::from_name(n).is_some()) =>
+                {
+                    return Err(err("expected `sentence_end RECOGNIZER...`"));
+                }
+                "sentence_end" => {}
+                "context" => {
+                    let (Some(r), Some(n), Some(_)) = (args.next(), args.next(), args.next())
+                    else {
+                        return Err(err("expected `context RECOGNIZER N WORD...`"));
+                    };
+                    if Recognizer::from_name(r).is_none() {
+                        return Err(err("unknown recognizer in context"));
+                    }
+                    if !matches!(n.parse::<u8>(), Ok(1..)) {
+                        return Err(err("context: N must be a number of words from 1 to 255"));
+                    }
+                    if !rest
+                        .split_whitespace()
+                        .skip(2)
+                        .all(|w| w.bytes().all(|b| b.is_ascii_alphabetic()))
+                    {
+                        return Err(err("context words are ASCII letters"));
+                    }
+                }
+                "split" => {
+                    let (Some(_), Some(_), None) = (args.next(), args.next(), args.next()) else {
+                        return Err(err("expected `split FROM TO`"));
+                    };
+                }
+                "near" => {
+                    let (Some(_), Some(n), Some(_)) = (args.next(), args.next(), args.next())
+                    else {
+                        return Err(err("expected `near TYPE BYTES PARTNER...`"));
+                    };
+                    if n.parse::<u16>().is_err() {
+                        return Err(err("near: BYTES must be a number from 0 to 65535"));
+                    }
+                }
                 _ if strict => {
                     return Err(err(
-                        "unknown directive (recognizers, confirm, rename, threshold)",
+                        "unknown directive (recognizers, confirm, rename, threshold, \
+                         sentence_end, context, split, near)",
                     ))
                 }
                 _ => {}
@@ -160,6 +216,48 @@ impl<'a> PiiProfile<'a> {
         directives(self.text).find_map(|(_, k, rest)| {
             let (name, ty) = rest.split_once(char::is_whitespace)?;
             (k == "confirm" && name == r.name()).then(|| ty.trim())
+        })
+    }
+
+    /// Whether `r` accepts a match followed by a sentence's final `.` (`sentence_end`).
+    pub fn sentence_end(&self, r: Recognizer) -> bool {
+        directives(self.text).any(|(_, k, rest)| {
+            k == "sentence_end" && rest.split_whitespace().any(|n| n == r.name())
+        })
+    }
+
+    /// `context`: how many words before a span of `r` are looked at, and the words.
+    pub fn context(&self, r: Recognizer) -> Option<(usize, impl Iterator<Item = &'a str> + Clone)> {
+        directives(self.text).find_map(|(_, k, rest)| {
+            let mut args = rest.split_whitespace();
+            if k != "context" || args.next()? != r.name() {
+                return None;
+            }
+            let n = args.next()?.parse::<u8>().ok()?;
+            Some((n as usize, args))
+        })
+    }
+
+    /// `split FROM TO` pairs.
+    pub fn splits(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        directives(self.text).filter_map(|(_, k, rest)| {
+            let (from, to) = rest.split_once(char::is_whitespace)?;
+            (k == "split").then(|| (from, to.trim()))
+        })
+    }
+
+    /// `near` rules: the type, the distance in bytes, the partner types.
+    pub fn nears(
+        &self,
+    ) -> impl Iterator<Item = (&'a str, usize, impl Iterator<Item = &'a str> + Clone)> + 'a {
+        directives(self.text).filter_map(|(_, k, rest)| {
+            let mut args = rest.split_whitespace();
+            if k != "near" {
+                return None;
+            }
+            let ty = args.next()?;
+            let bytes = args.next()?.parse::<u16>().ok()?;
+            Some((ty, bytes as usize, args))
         })
     }
 
@@ -266,6 +364,128 @@ pub fn join_tokens(
     out
 }
 
+/// The profile's `split FROM TO` on token predictions `e[..n]` (aggregation `none` with `O`
+/// dropped, in token order), before [`join_tokens`]: a token tagged `I-FROM` that follows a
+/// `FROM` token across whitespace and starts with an uppercase letter is relabelled `B-TO`, and
+/// the `I-FROM` tokens of the same word after it `I-TO`. Nothing changes if the model has no
+/// `B-TO` label.
+pub fn split_continuations(
+    text: &str,
+    labels: &Labels<'_>,
+    from: &str,
+    to: &str,
+    e: &mut [Entity],
+    n: usize,
+) {
+    let find = |begin: bool| {
+        (0..labels.len())
+            .find(|&i| labels.bio_tag(i) == (begin, to))
+            .map(|i| i as u32)
+    };
+    let Some(b_to) = find(true) else {
+        return;
+    };
+    let i_to = find(false).unwrap_or(b_to);
+    // Whether the previous token was relabelled (its word's later pieces follow it).
+    let mut in_split = false;
+    for i in 1..n.min(e.len()) {
+        let (prev, t) = (e[i - 1], e[i]);
+        let (begin, tag) = labels.bio_tag(t.label as usize);
+        if begin || tag != from || t.index != prev.index + 1 {
+            in_split = false;
+            continue;
+        }
+        let gap = text
+            .get(prev.byte_end as usize..t.byte_start as usize)
+            .unwrap_or(" ");
+        let space = gap.chars().any(char::is_whitespace);
+        if in_split && !space {
+            e[i].label = i_to;
+            continue;
+        }
+        in_split = false;
+        let capital = text
+            .get(t.byte_start as usize..)
+            .and_then(|w| w.chars().next())
+            .is_some_and(char::is_uppercase);
+        if space && capital && labels.bio_tag(prev.label as usize).1 == from {
+            e[i].label = b_to;
+            in_split = true;
+        }
+    }
+}
+
+/// Whether one of `words` (ASCII, any case) is among the last `n` words (runs of ASCII
+/// letters) of `before`.
+fn has_context<'w>(before: &str, n: usize, words: impl Iterator<Item = &'w str> + Clone) -> bool {
+    let b = before.as_bytes();
+    let mut end = b.len();
+    for _ in 0..n {
+        while end > 0 && !b[end - 1].is_ascii_alphabetic() {
+            end -= 1;
+        }
+        if end == 0 {
+            return false;
+        }
+        let mut start = end;
+        while start > 0 && b[start - 1].is_ascii_alphabetic() {
+            start -= 1;
+        }
+        let word = &b[start..end];
+        if words
+            .clone()
+            .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
+        {
+            return true;
+        }
+        end = start;
+    }
+    false
+}
+
+/// The profile's `near` rules on the final entities `e[..n]` (text order): an entity whose
+/// reported type has a rule is dropped unless an entity of a partner type lies within the
+/// rule's distance (bytes between the two spans). In place; returns how many are kept.
+pub fn keep_near(
+    labels: &Labels<'_>,
+    profile: &PiiProfile<'_>,
+    e: &mut [Entity],
+    n: usize,
+) -> usize {
+    let n = n.min(e.len());
+    let ty = |x: &Entity| entity_type(labels, Some(profile), x.label);
+    // Mark first (`index` is 0 after the merge), then compact: every decision sees all spans.
+    for i in 0..n {
+        let t = ty(&e[i]);
+        let Some((_, bytes, partners)) = profile.nears().find(|(rule, _, _)| *rule == t) else {
+            continue;
+        };
+        let (a, b) = (e[i].byte_start as usize, e[i].byte_end as usize);
+        let close = |x: &Entity| {
+            let (xa, xb) = (x.byte_start as usize, x.byte_end as usize);
+            let gap = if xb <= a {
+                a - xb
+            } else {
+                xa.saturating_sub(b)
+            };
+            gap <= bytes
+        };
+        let partnered = e[..n]
+            .iter()
+            .enumerate()
+            .any(|(j, x)| j != i && close(x) && partners.clone().any(|p| p == ty(x)));
+        e[i].index = u32::from(!partnered);
+    }
+    let mut kept = 0;
+    for i in 0..n {
+        if e[i].index == 0 {
+            e[kept] = e[i];
+            kept += 1;
+        }
+    }
+    kept
+}
+
 /// Keeps the entities of `e[..n]` scoring at least `threshold`, in place; returns how many.
 pub fn keep_above(e: &mut [Entity], n: usize, threshold: f32) -> usize {
     let mut kept = 0;
@@ -334,16 +554,20 @@ pub fn recognize_and_merge(
     let mut overflow = false;
     let mut run = |r: Recognizer, e: &mut [Entity], count: &mut usize| {
         let index = Recognizer::ALL.iter().position(|&x| x == r).unwrap_or(0) as u32;
-        let confirm = match pipeline {
-            Pipeline::Pii => profile.confirm(r),
-            Pipeline::Compat => None,
+        let (confirm, context, sentence_end) = match pipeline {
+            Pipeline::Pii => (
+                profile.confirm(r),
+                profile.context(r),
+                profile.sentence_end(r),
+            ),
+            Pipeline::Compat => (None, None, false),
         };
         let mut chars = CharCounter {
             text,
             byte: 0,
             chars: 0,
         };
-        r.find(text, &mut |a, b| {
+        r.find_with(text, sentence_end, &mut |a, b| {
             let mut score = 1.0;
             if let Some(ty) = confirm {
                 // The highest score of the model spans of that type that overlap it, if any.
@@ -357,9 +581,14 @@ pub fn recognize_and_merge(
                     .fold(None, |best: Option<f32>, s| {
                         Some(best.map_or(s, |b| b.max(s)))
                     });
+                // Without it, the profile's context words before the span can keep it.
+                let before = text.get(..a).unwrap_or("");
                 match best {
                     Some(s) => score = s,
-                    None => return,
+                    None => match &context {
+                        Some((n, words)) if has_context(before, *n, words.clone()) => {}
+                        _ => return,
+                    },
                 }
             }
             let span = Entity {

@@ -76,6 +76,14 @@ impl Recognizer {
     /// order (for [`Recognizer::IpAddress`]: every IPv4 span, then every IPv6 span, as the
     /// package lists them).
     pub fn find(self, text: &str, found: &mut dyn FnMut(usize, usize)) {
+        self.find_with(text, false, found)
+    }
+
+    /// [`Recognizer::find`], and with `sentence_end` a match may also be followed by a `.` that
+    /// ends a sentence (then whitespace or the end of the text), which the package's patterns
+    /// refuse for IPv6 (its lookahead excludes `.`; the other patterns accept a following `.`
+    /// already). The `.` is not part of the span.
+    pub fn find_with(self, text: &str, sentence_end: bool, found: &mut dyn FnMut(usize, usize)) {
         let s = text.as_bytes();
         match self {
             Recognizer::CreditCard => credit_cards(s, found),
@@ -84,7 +92,7 @@ impl Recognizer {
             Recognizer::Url => urls(s, found),
             Recognizer::IpAddress => {
                 ipv4s(s, found);
-                ipv6s(s, found);
+                ipv6s(s, sentence_end, found);
             }
             Recognizer::Phone => phones(s, found),
         }
@@ -285,10 +293,12 @@ fn ipv6_form(t: &[u8]) -> bool {
 
 /// `(?<![:.\w])(?:IPv6 alternatives)(?![:.\w])`: the match is a whole run of hex digits and
 /// colons (inside one, both lookarounds fail), so the run either is one of the forms or there
-/// is no match in it.
-fn ipv6s(s: &[u8], found: &mut dyn FnMut(usize, usize)) {
+/// is no match in it. `sentence_end`: a run followed by `.` and then whitespace or the end of
+/// the text may match too.
+fn ipv6s(s: &[u8], sentence_end: bool, found: &mut dyn FnMut(usize, usize)) {
     let n = s.len();
     let edge = |b: u8| b == b':' || b == b'.' || is_word(b);
+    let period = |e: usize| sentence_end && s[e] == b'.' && (e + 1 == n || is_space(s[e + 1]));
     let mut p = 0;
     while p < n {
         let b = s[p];
@@ -297,7 +307,7 @@ fn ipv6s(s: &[u8], found: &mut dyn FnMut(usize, usize)) {
             while e < n && (s[e].is_ascii_hexdigit() || s[e] == b':') {
                 e += 1;
             }
-            if (e == n || !edge(s[e])) && ipv6_form(&s[p..e]) {
+            if (e == n || !edge(s[e]) || period(e)) && ipv6_form(&s[p..e]) {
                 found(p, e);
                 p = e;
                 continue;
@@ -585,5 +595,20 @@ mod tests {
         assert!(is_phone_number(b"(555) 867-5309"));
         assert!(is_phone_number(b"5558675309"));
         assert!(!is_phone_number(b"12345"));
+    }
+
+    #[test]
+    fn ipv6_before_a_sentence_period() {
+        let t = "gateway fe80::1a2b. Then ::1.2 and 2001:db8::1.\n";
+        let mut v: heapless::Vec<(usize, usize), 8> = heapless::Vec::new();
+        Recognizer::IpAddress.find_with(t, true, &mut |a, b| {
+            let _ = v.push((a, b));
+        });
+        // `::1.2` is not a sentence end (a digit follows the `.`).
+        assert_eq!(v.as_slice(), &[(8, 18), (35, 46)]);
+        assert_eq!(&t[8..18], "fe80::1a2b");
+        assert_eq!(&t[35..46], "2001:db8::1");
+        // The package's pattern (`find`) refuses both.
+        assert!(spans(Recognizer::IpAddress, t).is_empty());
     }
 }
