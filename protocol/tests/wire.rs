@@ -488,8 +488,8 @@ fn entity_requests_and_redacted_replies_round_trip() {
     let mut frame = encode(&req);
     let n = frame.len();
     let message = decode_frame(&mut frame[1..n - 1]).unwrap();
-    // Appended after the seven earlier requests (the last, `Shutdown`): discriminant 7.
-    assert_eq!(&message[..2], &[4, 7]);
+    // Appended after the eight earlier requests (the last, `Auth`): discriminant 8.
+    assert_eq!(&message[..2], &[4, 8]);
     assert_eq!(decode_request(message).unwrap(), req);
     // Aggregations keep their numbers; the new ones follow.
     let names: Vec<&str> = Aggregation::ALL.iter().map(|a| a.name()).collect();
