@@ -3,7 +3,7 @@
 package's own pipeline, on the same texts, on this machine, in one run (a benchmark, not a test).
 
     cargo build --release -p bertq-boards
-    .cache/piivenv/bin/python scripts/bench_pii.py [--texts tests/fixtures/pii_labelled.json] [--rounds 3]
+    .cache/piivenv/bin/python scripts/bench_pii.py [--texts tests/fixtures/pii_labelled.json] [--rounds 3] [--threads 1]
 
 The package runs as its users run it: `rampart()`'s model runner (ONNX Runtime, its 4-bit model,
 default session options) plus `run_recognizers` and `merge_spans`, exactly what its backend's
@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--texts", default=os.path.join(ROOT, "tests/fixtures/pii_labelled.json"))
     ap.add_argument("--bertq", default=os.path.join(ROOT, "target/release/bertq"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="bertq run --threads (the package's ONNX Runtime uses every CPU)")
     args = ap.parse_args()
     texts = [s["text"] for s in json.load(open(args.texts))["sentences"]]
 
@@ -57,7 +58,7 @@ def main():
     for _ in range(args.rounds):
         t0 = time.perf_counter()
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([args.bertq, "run", "--input", path], capture_output=True, check=True)
+        out = subprocess.run([args.bertq, "run", "--threads", str(args.threads), "--input", path], capture_output=True, check=True)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         best_bertq = min(best_bertq, time.perf_counter() - t0)
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -71,7 +72,7 @@ def main():
     print(f"{n} texts (mean {sum(map(len, texts)) / n:.0f} characters), best of {args.rounds}")
     print(f"package pipeline (onnxruntime, {os.cpu_count()} CPUs): {ms(best_pkg):.3f} ms per text wall, "
           f"{ms(cpu_pkg):.3f} ms CPU")
-    print(f"bertq run --input (1 thread, process start included): {ms(best_bertq):.3f} ms per text wall, "
+    print(f"bertq run --input ({args.threads} thread(s), process start included): {ms(best_bertq):.3f} ms per text wall, "
           f"{ms(cpu_bertq):.3f} ms CPU")
     print(f"bertq is {best_pkg / best_bertq:.1f}x faster per text (wall), {cpu_pkg / cpu_bertq:.1f}x less CPU per text")
 
