@@ -443,9 +443,10 @@ fn has_context<'w>(before: &str, n: usize, words: impl Iterator<Item = &'w str> 
     false
 }
 
-/// The profile's `near` rules on the final entities `e[..n]` (text order): an entity whose
-/// reported type has a rule is dropped unless an entity of a partner type lies within the
-/// rule's distance (bytes between the two spans). In place; returns how many are kept.
+/// The profile's `near` rules on the final entities `e[..n]` (text order, disjoint: the merge's
+/// output): an entity whose reported type has a rule is dropped unless an entity of a partner
+/// type lies within the rule's distance (bytes between the two spans). In place; returns how
+/// many are kept.
 pub fn keep_near(
     labels: &Labels<'_>,
     profile: &PiiProfile<'_>,
@@ -461,20 +462,19 @@ pub fn keep_near(
             continue;
         };
         let (a, b) = (e[i].byte_start as usize, e[i].byte_end as usize);
-        let close = |x: &Entity| {
-            let (xa, xb) = (x.byte_start as usize, x.byte_end as usize);
-            let gap = if xb <= a {
-                a - xb
-            } else {
-                xa.saturating_sub(b)
-            };
-            gap <= bytes
-        };
-        let partnered = e[..n]
+        let partner = |x: &Entity| partners.clone().any(|p| p == ty(x));
+        // The entities are disjoint and in text order: only the neighbours within `bytes` on
+        // either side are looked at (linear in the text, not quadratic).
+        let left = e[..i]
             .iter()
-            .enumerate()
-            .any(|(j, x)| j != i && close(x) && partners.clone().any(|p| p == ty(x)));
-        e[i].index = u32::from(!partnered);
+            .rev()
+            .take_while(|x| x.byte_end as usize + bytes >= a)
+            .any(partner);
+        let right = e[i + 1..n]
+            .iter()
+            .take_while(|x| x.byte_start as usize <= b + bytes)
+            .any(partner);
+        e[i].index = u32::from(!(left || right));
     }
     let mut kept = 0;
     for i in 0..n {
