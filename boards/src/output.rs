@@ -3,7 +3,7 @@
 use bertq_runtime::format::{Pooling, TaskHead};
 use bertq_runtime::heads::json;
 use bertq_runtime::tokenizer::Token;
-use bertq_runtime::{Aggregation, MemorySizes, Model, Output};
+use bertq_runtime::{Aggregation, MemorySizes, Model, Output, TaskOutput};
 
 pub fn task_name(t: TaskHead) -> &'static str {
     match t {
@@ -37,6 +37,24 @@ pub fn task_json(
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = json::write_output(&mut s, model, text, out, top_k, aggregation);
+    s
+}
+
+/// `--redact`: the text with every entity replaced by `[TYPE]` (token classification), else
+/// the task's JSON.
+pub fn redacted(
+    model: &Model<'_>,
+    text: &str,
+    out: &Output<'_>,
+    top_k: usize,
+    aggregation: Aggregation,
+) -> String {
+    let TaskOutput::Entities(entities) = &out.task else {
+        return task_json(model, text, out, top_k, aggregation);
+    };
+    let mut s = String::new();
+    let name = |e: &bertq_runtime::heads::Entity| model.entity_type(e, aggregation);
+    let _ = bertq_runtime::pii::write_redacted(&mut s, text, entities, &name);
     s
 }
 

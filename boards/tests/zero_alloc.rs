@@ -5,7 +5,7 @@
 
 use bertq_boards::client::Client;
 use bertq_boards::serve::{self, Control, ServeConfig};
-use bertq_protocol::{ErrorCode, InferOptions, RequestBody};
+use bertq_protocol::{EntityOptions, ErrorCode, InferOptions, RequestBody};
 use bertq_runtime::{Model, ModelBytes};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -101,6 +101,21 @@ fn round(sock: &Path, expected: &str) {
             .unwrap()
             .unwrap();
     }
+    // The model's default (whole PII spans), a threshold, redaction.
+    let pii = InferOptions {
+        aggregation: bertq_protocol::Aggregation::ModelDefault,
+        ..opts
+    };
+    let text = "Maria Gonzalez, maria@example.com, 10.0.0.1, (555) 867-5309";
+    for redact in [false, true] {
+        let e = EntityOptions {
+            threshold: Some(0.5),
+            redact,
+        };
+        let r = c.infer_entities(text, pii, None, e).unwrap().unwrap();
+        assert_eq!(r.redacted.is_some(), redact);
+        c.infer_entities(text, pii, Some(8), e).unwrap().unwrap();
+    }
     for body in [RequestBody::Info, RequestBody::Health, RequestBody::Metrics] {
         let v = c.query(body).unwrap();
         assert!(v.get("error").is_none(), "{v}");
@@ -120,6 +135,8 @@ fn round(sock: &Path, expected: &str) {
     );
     for (line, kind) in [
         (&br#"{"id": 2, "type": "info"}"#[..], None),
+        (br#"{"id": 9, "text": "Maria, 10.0.0.1", "redact": true, "threshold": 0.5}"#, None),
+        (br#"{"id": 10, "text": "Maria, 10.0.0.1", "stride": 4, "aggregation_strategy": "compat"}"#, None),
         (br#"{"id": 3, "type": "metrics"}"#, None),
         (br#"{"id": 4, "type": "health"}"#, None),
         (br#"{"id": 5, "type": "reboot"}"#, Some("unknown_message")),
@@ -180,7 +197,9 @@ fn the_request_path_allocates_nothing() {
     let expected = {
         let mut s = bertq_runtime::Session::with_owned_memory(model, 512).unwrap();
         let text = "Hi, I'm Maria Gonzalez, email maria@example.com.";
-        let out = s.run(text).unwrap();
+        // The model's default output (whole PII spans: it has a PII profile).
+        let options = bertq_runtime::RunOptions::for_model(model);
+        let out = s.run_with(text, &options).unwrap();
         // The reference: the runtime's own output, written as `bertq run` writes it.
         let bertq_runtime::TaskOutput::Entities(es) = out.task else {
             panic!("the default model finds entities")
@@ -193,7 +212,7 @@ fn the_request_path_allocates_nothing() {
             let word = &text[e.byte_start as usize..e.byte_end as usize];
             bertq_runtime::heads::json::write_entity(
                 &mut j,
-                model.labels.entity_group(e.label as usize),
+                model.entity_type(e, options.aggregation),
                 e.score,
                 word,
                 e.start,

@@ -367,6 +367,9 @@ fn run_status(e: &RunError) -> c_int {
         RunError::BadQuestion => BERTQ_ERR_QUESTION,
         // A pair or a question on a model with one token type: the model cannot take it.
         RunError::WrongTask | RunError::TokenTypes { .. } => BERTQ_ERR_WRONG_TASK,
+        // The PII aggregations are not exposed through the C API (yet).
+        RunError::NoPiiProfile => BERTQ_ERR_WRONG_TASK,
+        RunError::TooManySpans { .. } => BERTQ_ERR_TOO_MANY_WINDOWS,
     }
 }
 
@@ -999,10 +1002,8 @@ fn fill_result(
             for (slot, e) in slots.iter_mut().zip(es.iter()) {
                 let label = if answers {
                     ""
-                } else if aggregation == Aggregation::None {
-                    model.labels.get(e.label as usize).unwrap_or("")
                 } else {
-                    model.labels.entity_group(e.label as usize)
+                    model.entity_type(e, aggregation)
                 };
                 *slot = bertq_entity {
                     label: label.as_ptr().cast(),

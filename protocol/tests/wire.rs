@@ -467,3 +467,54 @@ fn stride_answer_and_fill_mask_messages_round_trip() {
         }
     }
 }
+
+#[test]
+fn entity_requests_and_redacted_replies_round_trip() {
+    let req = Request {
+        id: 4,
+        body: RequestBody::InferEntities(EntityRequest {
+            text: "Maria, 10.0.0.1",
+            options: InferOptions {
+                aggregation: Aggregation::Pii,
+                ..InferOptions::default()
+            },
+            stride: Some(16),
+            entities: EntityOptions {
+                threshold: Some(0.75),
+                redact: true,
+            },
+        }),
+    };
+    let mut frame = encode(&req);
+    let n = frame.len();
+    let message = decode_frame(&mut frame[1..n - 1]).unwrap();
+    // Appended after the eight earlier requests (the last, `Auth`): discriminant 8.
+    assert_eq!(&message[..2], &[4, 8]);
+    assert_eq!(decode_request(message).unwrap(), req);
+    // Aggregations keep their numbers; the new ones follow.
+    let names: Vec<&str> = Aggregation::ALL.iter().map(|a| a.name()).collect();
+    assert_eq!(
+        names,
+        ["simple", "none", "first", "average", "max", "span", "pii", "compat", "default"]
+    );
+    let write = |_: usize, f: &mut core::fmt::Formatter<'_>| write!(f, "[GIVEN_NAME], é");
+    let reply = Response {
+        id: 4,
+        body: ResponseBody::Infer(InferReply {
+            tokens: 7,
+            total_tokens: 7,
+            truncated: false,
+            result: TaskResult::Redacted(Text::Written {
+                write: &write,
+                index: 0,
+            }),
+        }),
+    };
+    let mut frame = encode(&reply);
+    let n = frame.len();
+    let message = decode_frame(&mut frame[1..n - 1]).unwrap();
+    let ResponseBody::Infer(i) = decode_response(message).unwrap().body else {
+        panic!("an inference")
+    };
+    assert_eq!(i.result, TaskResult::Redacted(Text::Str("[GIVEN_NAME], é")));
+}

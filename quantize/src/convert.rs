@@ -51,6 +51,9 @@ pub struct ConvertOptions {
     pub layout: Layout,
     /// Model name recorded in the header (default: the input's name).
     pub name: Option<String>,
+    /// A PII profile (token classification; see `bertq_runtime::pii`), stored as the
+    /// `pii.profile` tensor: the model then answers with whole PII spans by default.
+    pub pii_profile: Option<String>,
 }
 
 impl Default for ConvertOptions {
@@ -62,6 +65,7 @@ impl Default for ConvertOptions {
             input_scales: Default::default(),
             layout: Layout::K4N16,
             name: None,
+            pii_profile: None,
         }
     }
 }
@@ -739,6 +743,18 @@ impl Input {
                 .add_u8(names::LABEL_STRINGS, &[strings.len()], &strings);
             b.out
                 .add_u32(names::LABEL_OFFSETS, &[offsets.len()], &offsets);
+        }
+        if let Some(profile) = &opts.pii_profile {
+            if spec.architecture != Architecture::TokenClassification {
+                return Err(QuantizeError::Unsupported(
+                    "a PII profile needs a token-classification model".into(),
+                ));
+            }
+            bertq_runtime::pii::PiiProfile::parse(profile, true)
+                .map_err(|e| QuantizeError::Unsupported(format!("--pii-profile: {e}")))?;
+            let bytes = profile.as_bytes();
+            b.out
+                .add_u8(bertq_runtime::pii::PROFILE_TENSOR, &[bytes.len()], bytes);
         }
         let name = opts
             .name

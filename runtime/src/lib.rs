@@ -6,6 +6,7 @@
 //! - [`kernels`]: matrix kernels behind one table, portable reference beside each ISA.
 //! - [`model`]: the BERT encoder over borrowed weights.
 //! - [`heads`]: task heads and decoding (classification, token classification, embeddings).
+//! - [`pii`]: whole PII spans: span mode, recognizers, merge, the model's PII profile.
 //! - [`session`]: preallocated working memory and the allocation-free `run`.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -17,6 +18,7 @@ pub mod heads;
 pub mod kernels;
 pub mod model;
 pub mod parallel;
+pub mod pii;
 pub mod session;
 pub mod tokenizer;
 

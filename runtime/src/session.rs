@@ -101,7 +101,7 @@ impl MemorySizes {
         let max_input = max_input.max(max_seq.saturating_sub(2));
         let windowed = max_input > max_seq.saturating_sub(2)
             || matches!(model.head, Head::QuestionAnswering { .. });
-        let (tokens, entities) = if windowed {
+        let (tokens, mut entities) = if windowed {
             (
                 max_input.checked_add(4)?.checked_add(max_seq)?,
                 max_input.checked_add(max_seq)?.checked_mul(2)?,
@@ -109,6 +109,10 @@ impl MemorySizes {
         } else {
             (max_seq, max_seq)
         };
+        if model.pii.is_some() && matches!(model.head, Head::TokenClassification { .. }) {
+            // Room for the recognizers' spans beside the model's (`crate::pii`).
+            entities = entities.checked_mul(3)?;
+        }
         let head = model.head.output_len(c, max_seq);
         Some(MemorySizes {
             tokens,
@@ -383,6 +387,12 @@ pub enum RunError {
     /// The call does not fit the model's task (question answering needs `run_qa`; `run_qa`
     /// needs a question-answering model).
     WrongTask,
+    /// Aggregation `pii` or `compat` on a model without a PII profile.
+    NoPiiProfile,
+    /// The recognizers found more spans than the session's `max` entity slots.
+    TooManySpans {
+        max: usize,
+    },
     /// A text pair or a question needs token type 1, and the model has only `available` token
     /// types (`type_vocab_size`; PyTorch fails with an index error on such input).
     TokenTypes {
@@ -439,6 +449,15 @@ impl fmt::Display for RunError {
                 "request does not match the model's task (question answering takes a question \
                  and a context, other tasks a text)"
             ),
+            RunError::NoPiiProfile => write!(
+                f,
+                "aggregation pii and compat need a model with a PII profile \
+                 (bertq-quantize --pii-profile)"
+            ),
+            RunError::TooManySpans { max } => write!(
+                f,
+                "the text has more PII spans than the session's {max} entity slots"
+            ),
             RunError::TokenTypes { needed, available } => write!(
                 f,
                 "this input needs {needed} token types (a text pair or a question) and the model \
@@ -477,6 +496,21 @@ pub struct RunOptions<'a> {
     /// [`RunError::TooLong`]) and run in windows of `max_seq` tokens overlapping by `s` tokens,
     /// entities merged across windows as the pipeline merges them.
     pub stride: Option<usize>,
+    /// Token classification: the lowest entity score kept (`None`: keep all; aggregation `pii`
+    /// defaults to its profile's). With `compat`, the package's per-token threshold (default
+    /// 0.5): tokens below it end a span.
+    pub threshold: Option<f32>,
+}
+
+impl<'a> RunOptions<'a> {
+    /// The defaults with the model's own aggregation ([`Model::default_aggregation`]: `pii`
+    /// for models with a PII profile).
+    pub fn for_model(model: &Model<'_>) -> Self {
+        RunOptions {
+            aggregation: model.default_aggregation(),
+            ..RunOptions::default()
+        }
+    }
 }
 
 impl Default for RunOptions<'_> {
@@ -487,6 +521,7 @@ impl Default for RunOptions<'_> {
             function_to_apply: None,
             top_k: 5,
             stride: None,
+            threshold: None,
         }
     }
 }
@@ -817,6 +852,12 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
         text: &str,
         options: &RunOptions<'_>,
     ) -> Result<Output<'_>, RunError> {
+        if matches!(options.aggregation, Aggregation::Pii | Aggregation::Compat)
+            && matches!(self.model.head, Head::TokenClassification { .. })
+            && self.model.pii.is_none()
+        {
+            return Err(RunError::NoPiiProfile);
+        }
         if let (Some(stride), Head::TokenClassification { .. }) = (options.stride, self.model.head)
         {
             return self.run_windows(text, options, stride);
@@ -943,17 +984,18 @@ impl<'m, 'a, S: Storage> Session<'m, 'a, S> {
                 tokenizer: &model.tokenizer,
                 labels: &model.labels,
             };
-            found += token_classification::decode(
+            found += decode_entities(
                 &input,
                 logits,
                 n,
-                options.aggregation,
-                options.ignore_labels,
+                options,
+                model,
                 row,
                 &mut entities[found..],
             );
         }
         let merged = token_classification::merge_overlapping(&mut entities[..found]);
+        let merged = finish_spans(model, text, text.len(), options, entities, merged)?;
         Ok(Output {
             tokens: &all[..enc.len],
             encoded: enc,
@@ -1265,15 +1307,25 @@ fn infer<'s>(
                 tokenizer: &model.tokenizer,
                 labels: &model.labels,
             };
-            let count = token_classification::decode(
-                &input,
-                logits,
-                n,
-                options.aggregation,
-                options.ignore_labels,
-                scratch,
+            let count = decode_entities(&input, logits, n, options, model, scratch, entities);
+            // A truncated text: the recognizers see what the model saw.
+            let covered = if encoded.truncated {
+                tokens
+                    .iter()
+                    .map(|t| t.byte_end as usize)
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                text.len()
+            };
+            let count = finish_spans(
+                model,
+                text,
+                covered.min(text.len()),
+                options,
                 entities,
-            );
+                count,
+            )?;
             TaskOutput::Entities(&entities[..count])
         }
         Head::FillMask(head) => {
@@ -1310,6 +1362,77 @@ fn infer<'s>(
         tokens,
         encoded,
         task,
+    })
+}
+
+/// Token classification of one window into `out`: Hugging Face's aggregations (then
+/// `options.threshold`), or token predictions joined into spans for bertq's span modes
+/// ([`crate::pii::join_tokens`]). Returns the number of entities written.
+fn decode_entities(
+    input: &DecodeInput<'_>,
+    logits: &mut [f32],
+    n: usize,
+    options: &RunOptions<'_>,
+    model: &Model<'_>,
+    scratch: &mut [f32],
+    out: &mut [Entity],
+) -> usize {
+    let agg = options.aggregation;
+    let count =
+        token_classification::decode(input, logits, n, agg, options.ignore_labels, scratch, out);
+    let count = match agg {
+        Aggregation::Compat => {
+            let threshold = options.threshold.unwrap_or(0.5);
+            let rule = crate::pii::JoinRule::Package { threshold };
+            return crate::pii::join_tokens(input.text, input.labels, out, count, rule);
+        }
+        Aggregation::Span | Aggregation::Pii => {
+            if let (Aggregation::Pii, Some(p)) = (agg, model.pii.as_ref()) {
+                for (from, to) in p.splits() {
+                    crate::pii::split_continuations(input.text, input.labels, from, to, out, count);
+                }
+            }
+            crate::pii::join_tokens(
+                input.text,
+                input.labels,
+                out,
+                count,
+                crate::pii::JoinRule::Span,
+            )
+        }
+        _ => count,
+    };
+    let threshold = match (agg, options.threshold, model.pii) {
+        (_, Some(t), _) => t,
+        (Aggregation::Pii, None, Some(p)) => p.threshold(),
+        _ => return count,
+    };
+    crate::pii::keep_above(out, count, threshold)
+}
+
+/// The `pii` and `compat` aggregations after the model's spans are known: recognizers over
+/// `text[..covered]` and the merge ([`crate::pii::recognize_and_merge`]).
+fn finish_spans(
+    model: &Model<'_>,
+    text: &str,
+    covered: usize,
+    options: &RunOptions<'_>,
+    entities: &mut [Entity],
+    count: usize,
+) -> Result<usize, RunError> {
+    let pipeline = match options.aggregation {
+        Aggregation::Pii => crate::pii::Pipeline::Pii,
+        Aggregation::Compat => crate::pii::Pipeline::Compat,
+        _ => return Ok(count),
+    };
+    let profile = model.pii.as_ref().ok_or(RunError::NoPiiProfile)?;
+    let text = text.get(..covered).unwrap_or(text);
+    let count =
+        crate::pii::recognize_and_merge(text, &model.labels, profile, pipeline, entities, count)
+            .map_err(|o| RunError::TooManySpans { max: o.max })?;
+    Ok(match pipeline {
+        crate::pii::Pipeline::Pii => crate::pii::keep_near(&model.labels, profile, entities, count),
+        crate::pii::Pipeline::Compat => count,
     })
 }
 

@@ -16,12 +16,17 @@ pub fn execute<S: Storage>(
 ) -> Result<(), Failure> {
     let model: &Model<'_> = session.model();
     let max_seq = session.max_seq();
+    let base = RunOptions {
+        aggregation: reply::aggregation_for(model, job.options.aggregation),
+        threshold: job.entities.threshold,
+        ..run_options(&job.options)
+    };
     let output = match job.extra {
-        JobExtra::None => session.run_with(job.text, &run_options(&job.options)),
+        JobExtra::None => session.run_with(job.text, &base),
         JobExtra::Stride(stride) => {
             let options = RunOptions {
                 stride: Some(stride as usize),
-                ..run_options(&job.options)
+                ..base
             };
             session.run_with(job.text, &options)
         }
@@ -36,7 +41,16 @@ pub fn execute<S: Storage>(
         }
     }
     .map_err(run_failure)?;
-    reply::write_infer(model, max_seq, job.text, &output, job.to, &job.options, out)
+    reply::write_infer(
+        model,
+        max_seq,
+        job.text,
+        &output,
+        job.to,
+        &job.options,
+        &job.entities,
+        out,
+    )
 }
 
 /// A run's error as a reply: the client's mistakes are `bad_request` / `text_too_long`.
@@ -48,14 +62,18 @@ fn run_failure(e: RunError) -> Failure {
         | RunError::TooManyWindows { .. }
         | RunError::BadQuestion
         | RunError::Masks { .. }
-        | RunError::WindowTooSmall { .. } => ErrorCode::BadRequest,
-        RunError::WrongTask | RunError::TokenTypes { .. } => ErrorCode::Unsupported,
+        | RunError::WindowTooSmall { .. }
+        | RunError::TooManySpans { .. } => ErrorCode::BadRequest,
+        RunError::WrongTask | RunError::TokenTypes { .. } | RunError::NoPiiProfile => {
+            ErrorCode::Unsupported
+        }
         RunError::Tokenizer(_) | RunError::InvalidInput => ErrorCode::Internal,
     };
     Failure::new(code, format_args!("inference failed: {e}"))
 }
 
-/// The runtime's options for a request's.
+/// The runtime's options for a request's (`ModelDefault` is `simple` here: see
+/// [`reply::aggregation_for`] for the model's own default).
 pub fn run_options(o: &InferOptions) -> RunOptions<'static> {
     use bertq_protocol::Aggregation as A;
     use bertq_runtime::Aggregation as R;
@@ -66,6 +84,10 @@ pub fn run_options(o: &InferOptions) -> RunOptions<'static> {
             A::First => R::First,
             A::Average => R::Average,
             A::Max => R::Max,
+            A::Span => R::Span,
+            A::Pii => R::Pii,
+            A::Compat => R::Compat,
+            A::ModelDefault => R::Simple,
         },
         // Fill-mask candidates per mask; 0 (classification's "all") is the pipeline's 5.
         top_k: match o.top_k {

@@ -9,7 +9,9 @@
 //! | `type` | `"infer"`, `"info"`, `"health"`, `"metrics"`, `"auth"` or `"shutdown"` (firmware) | `"infer"` |
 //! | `text` | the text (infer) | required for infer |
 //! | `top_k` | labels to return (classification); `null` or `0` for all | 1 |
-//! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` | `"simple"` |
+//! | `aggregation_strategy` | `"none"`, `"simple"`, `"first"`, `"average"`, `"max"` (Hugging Face's), `"span"`, `"pii"`, `"compat"` (bertq's) | the model's: `"pii"` with a PII profile, else `"simple"` |
+//! | `threshold` | token classification: the lowest entity score kept | the aggregation's |
+//! | `redact` | token classification: answer with the text, entities replaced by `[TYPE]` | `false` |
 //! | `truncate` | `false` rejects texts longer than the server's maximum length | `true` |
 //! | `stride` | token classification: run the whole text in windows sharing this many tokens | none |
 //! | `question`, `context` | question answering (instead of `text`) | |
@@ -22,7 +24,7 @@
 
 use crate::request::JobExtra;
 pub use crate::request::{Kind, RawId};
-use bertq_protocol::{Aggregation, AnswerOptions, ErrorCode, InferOptions};
+use bertq_protocol::{Aggregation, AnswerOptions, EntityOptions, ErrorCode, InferOptions};
 
 pub use crate::request::MAX_ID_LEN;
 
@@ -35,6 +37,8 @@ pub struct JsonRequest<'a> {
     pub options: InferOptions,
     /// A stride, or the question and its options.
     pub extra: JobExtra<'a>,
+    /// Token classification: `threshold` and `redact`.
+    pub entities: EntityOptions,
     /// The `token` field as it appears between its quotes (tokens are compared verbatim, so
     /// they contain no `"` or `\`).
     pub token: Option<&'a [u8]>,
@@ -239,6 +243,7 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
     let mut stride: Option<u16> = None;
     let mut answer = AnswerOptions::default();
     let mut options = InferOptions::default();
+    let mut entities = EntityOptions::default();
     let mut token: Option<Span> = None;
     {
         let mut p = Parser { s: line, i: 0 };
@@ -353,9 +358,30 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
                             .and_then(Aggregation::from_name)
                             .ok_or_else(|| {
                                 request(
-                                    "aggregation_strategy must be none, simple, first, average or max",
+                                    "aggregation_strategy must be none, simple, first, average, \
+                                     max, span, pii, compat or default",
                                 )
                             })?;
+                    }
+                    b"threshold" => {
+                        let (a, b) = p
+                            .number()
+                            .map_err(|_| request("threshold must be a number from 0 to 1"))?;
+                        let x = core::str::from_utf8(&line[a..b])
+                            .ok()
+                            .and_then(|t| t.parse::<f32>().ok())
+                            .filter(|x| (0.0..=1.0).contains(x))
+                            .ok_or_else(|| request("threshold must be a number from 0 to 1"))?;
+                        entities.threshold = Some(x);
+                    }
+                    b"redact" => {
+                        entities.redact = if p.literal(b"true") {
+                            true
+                        } else if p.literal(b"false") {
+                            false
+                        } else {
+                            return Err(request("redact must be true or false"));
+                        };
                     }
                     b"truncate" => {
                         options.truncate = if p.literal(b"true") {
@@ -441,6 +467,7 @@ pub fn parse(line: &mut [u8]) -> Result<JsonRequest<'_>, JsonError> {
         text: as_str(text)?,
         options,
         extra,
+        entities,
         token: token.map(|(a, b)| &line[a..b]),
     })
 }

@@ -12,8 +12,8 @@ use crate::reply::{self, Failure, Gauges, Out, ServerInfo};
 pub use crate::request::{InferJob, JobExtra};
 use crate::request::{Kind, RawId, ReplyTo};
 use bertq_protocol::{
-    decode_frame, decode_request, Accumulator, ErrorCode, HealthReply, InferOptions, Item,
-    MessageKind, RequestBody,
+    decode_frame, decode_request, Accumulator, EntityOptions, ErrorCode, HealthReply, InferOptions,
+    Item, MessageKind, RequestBody,
 };
 use bertq_runtime::Model;
 use embedded_io::{Error as _, ErrorKind, Read, Write};
@@ -365,8 +365,14 @@ fn handle<B: Backend, E: Env>(
                 return unauthorized(out, to);
             }
             let none = JobExtra::None;
+            let mut entities = EntityOptions::default();
             let (kind, text, options, extra) = match request.body {
                 RequestBody::Infer(r) => (Kind::Infer, r.text, r.options, none),
+                RequestBody::InferEntities(r) => {
+                    entities = r.entities;
+                    let extra = r.stride.map_or(none, JobExtra::Stride);
+                    (Kind::Infer, r.text, r.options, extra)
+                }
                 RequestBody::InferStride(r) => {
                     (Kind::Infer, r.text, r.options, JobExtra::Stride(r.stride))
                 }
@@ -388,6 +394,7 @@ fn handle<B: Backend, E: Env>(
                 text,
                 options,
                 extra,
+                entities,
             };
             dispatch(kind, job, shared, backend, env, out)
         }
@@ -408,6 +415,7 @@ fn handle<B: Backend, E: Env>(
                         text: r.text,
                         options: r.options,
                         extra: r.extra,
+                        entities: r.entities,
                     };
                     dispatch(r.kind, job, shared, backend, env, out)
                 }

@@ -3,9 +3,9 @@
 use crate::metrics::Metrics;
 pub use crate::request::ReplyTo;
 use bertq_protocol::{
-    encode_frame, Aggregation, Answer, DeviceInfo, Entity, ErrorCode, ErrorCount, ErrorReply,
-    HealthReply, InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate, MetricsReply,
-    Response, ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
+    encode_frame, Aggregation, Answer, DeviceInfo, Entity, EntityOptions, ErrorCode, ErrorCount,
+    ErrorReply, HealthReply, InferOptions, InferReply, InfoReply, LabelScore, MaskCandidate,
+    MetricsReply, Response, ResponseBody, Seq, Task, TaskResult, Text, HISTOGRAM_BUCKETS, VERSION,
 };
 use bertq_runtime::format::TaskHead;
 use bertq_runtime::heads::{fill_mask, json};
@@ -104,8 +104,26 @@ pub fn reply_capacity(model: &Model<'_>, max_seq: usize, max_text: usize) -> usi
     4096 + entities.max(classes).max(embedding).max(info).max(metrics)
 }
 
+/// The runtime's aggregation for a request's (`default`: the model's own).
+pub fn aggregation_for(model: &Model<'_>, a: Aggregation) -> bertq_runtime::Aggregation {
+    use bertq_runtime::Aggregation as R;
+    match a {
+        Aggregation::Simple => R::Simple,
+        Aggregation::None => R::None,
+        Aggregation::First => R::First,
+        Aggregation::Average => R::Average,
+        Aggregation::Max => R::Max,
+        Aggregation::Span => R::Span,
+        Aggregation::Pii => R::Pii,
+        Aggregation::Compat => R::Compat,
+        Aggregation::ModelDefault => model.default_aggregation(),
+    }
+}
+
 /// The reply to an inference, from the session's output. Refuses truncated texts when the
-/// request asked to reject them.
+/// request asked to reject them. `entities.redact`: token classification answers with the
+/// redacted text.
+#[allow(clippy::too_many_arguments)]
 pub fn write_infer(
     model: &Model<'_>,
     max_seq: usize,
@@ -113,6 +131,7 @@ pub fn write_infer(
     output: &Output<'_>,
     to: ReplyTo,
     options: &InferOptions,
+    entities: &EntityOptions,
     out: &mut Out<'_>,
 ) -> Result<(), Failure> {
     let enc = output.encoded;
@@ -128,6 +147,15 @@ pub fn write_infer(
     }
     // With aggregation `none` entities are tokens, named by their full tag.
     let tokens = options.aggregation == Aggregation::None;
+    let aggregation = aggregation_for(model, options.aggregation);
+    let name = |e: &bertq_runtime::heads::Entity| model.entity_type(e, aggregation);
+    let redact = entities.redact && matches!(output.task, TaskOutput::Entities(_));
+    let redacted = |_: usize, f: &mut fmt::Formatter<'_>| {
+        let TaskOutput::Entities(es) = &output.task else {
+            return Ok(());
+        };
+        bertq_runtime::pii::write_redacted(f, text, es, &name)
+    };
     let top = |ranking: &[u32]| match options.top_k {
         0 => ranking.len(),
         k => (k as usize).min(ranking.len()),
@@ -144,15 +172,17 @@ pub fn write_infer(
                 }),
             };
             match &output.task {
+                TaskOutput::Entities(_) if redact => {
+                    out.frame(&reply(TaskResult::Redacted(Text::Written {
+                        write: &redacted,
+                        index: 0,
+                    })))
+                }
                 TaskOutput::Entities(es) => {
                     let get = |i: usize| {
                         let e = &es[i];
                         Entity {
-                            entity_group: if tokens {
-                                model.labels.get(e.label as usize).unwrap_or("")
-                            } else {
-                                model.labels.entity_group(e.label as usize)
-                            },
+                            entity_group: name(e),
                             score: e.score,
                             word: text
                                 .get(e.byte_start as usize..e.byte_end as usize)
@@ -240,19 +270,38 @@ pub fn write_infer(
         }
         ReplyTo::Json(id) => out.text(|w| {
             write!(w, "{{\"id\":{},\"result\":", id.as_str())?;
-            // The result exactly as `bertq run` prints it (the same writer); `top_k` 0 is all.
-            let top_k = match &output.task {
-                TaskOutput::Classification { ranking, .. } => top(ranking),
-                _ => 0,
-            };
-            let aggregation = crate::backend::run_options(options).aggregation;
-            json::write_output(w, model, text, output, top_k, aggregation)?;
+            match &output.task {
+                TaskOutput::Entities(es) if redact => {
+                    w.write_char('"')?;
+                    let mut escaped = JsonEscape(w);
+                    bertq_runtime::pii::write_redacted(&mut escaped, text, es, &name)?;
+                    w.write_char('"')?;
+                }
+                task => {
+                    // The result exactly as `bertq run` prints it (the same writer); `top_k` 0
+                    // is all.
+                    let top_k = match task {
+                        TaskOutput::Classification { ranking, .. } => top(ranking),
+                        _ => 0,
+                    };
+                    json::write_output(w, model, text, output, top_k, aggregation)?;
+                }
+            }
             writeln!(
                 w,
                 ",\"tokens\":{},\"truncated\":{}}}",
                 enc.len, enc.truncated
             )
         }),
+    }
+}
+
+/// Escapes what is written through it as the inside of a JSON string.
+struct JsonEscape<'w, W: Write>(&'w mut W);
+
+impl<W: Write> Write for JsonEscape<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        json::write_str_content(self.0, s)
     }
 }
 

@@ -2,7 +2,7 @@
 //! parser, the frame decoder, the server loop and the reply writers all share (kept here so
 //! none of those modules depends on another for them).
 
-use bertq_protocol::{AnswerOptions, InferOptions};
+use bertq_protocol::{AnswerOptions, EntityOptions, InferOptions};
 
 /// The longest `id` accepted, in bytes of JSON.
 pub const MAX_ID_LEN: usize = 64;
@@ -70,6 +70,8 @@ pub struct InferJob<'a> {
     pub text: &'a str,
     pub options: InferOptions,
     pub extra: JobExtra<'a>,
+    /// Token classification: minimum score and redaction.
+    pub entities: EntityOptions,
 }
 
 /// What an inference needs beyond a text and its options.

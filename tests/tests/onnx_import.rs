@@ -231,8 +231,10 @@ fn malformed_onnx_files_are_errors() {
 /// the committed file (which scripts/dequantize_rampart.py + safetensors produced).
 #[test]
 fn rampart_q4_onnx_converts_to_the_committed_default_model() {
+    // As scripts/build_default_model.sh converts it: with the package's PII profile.
     let opts = ConvertOptions {
         name: Some("rampart-pii".into()),
+        pii_profile: Some(bertq_runtime::pii::RAMPART_PROFILE.into()),
         ..Default::default()
     };
     let input = load_input(&rampart_dir()).unwrap();

@@ -10,13 +10,9 @@ use bertq_tests::{convert, default_model, minilm_dir};
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-const AGGREGATIONS: [Aggregation; 5] = [
-    Aggregation::None,
-    Aggregation::Simple,
-    Aggregation::First,
-    Aggregation::Average,
-    Aggregation::Max,
-];
+/// Hugging Face's strategies and bertq's span modes (`pii`, `compat`: models with a PII
+/// profile only).
+const AGGREGATIONS: [Aggregation; 8] = Aggregation::ALL;
 
 const TEXTS: &[&str] = &[
     "My name is Sarah Connor and my e-mail is sarah.connor@example.com.",
@@ -27,6 +23,8 @@ const TEXTS: &[&str] = &[
     "中文字符和日本語のテキスト 🙂👍🏽 emoji",
     "[CLS] [MASK] literal special tokens [SEP]",
     "control\u{0}\u{7}chars\u{200b}and\u{feff}zero width",
+    "SSN 123-45-6789, card 4111 1111 1111 1111 / 4111-1111-1111-1112, from 10.0.0.1, fe80::1 \
+     or www.example.org/x?y=1), mail <a.b@example.co.uk>, phone (555) 867-5309.",
 ];
 
 fn long_text() -> String {
@@ -50,12 +48,19 @@ fn assert_session_allocates_nothing(model: &Model<'_>, max_seq: usize, threads: 
             for _ in 0..2 {
                 for text in TEXTS.iter().copied().chain([long.as_str()]) {
                     for aggregation in AGGREGATIONS {
-                        let options = RunOptions {
-                            aggregation,
-                            ..RunOptions::default()
-                        };
-                        let out = session.run_with(text, &options).unwrap();
-                        std::hint::black_box(&out);
+                        let pii = matches!(aggregation, Aggregation::Pii | Aggregation::Compat);
+                        if pii && model.pii.is_none() {
+                            continue;
+                        }
+                        for threshold in [None, Some(0.9)] {
+                            let options = RunOptions {
+                                aggregation,
+                                threshold,
+                                ..RunOptions::default()
+                            };
+                            let out = session.run_with(text, &options).unwrap();
+                            std::hint::black_box(&out);
+                        }
                     }
                 }
             }
@@ -74,9 +79,12 @@ fn run_never_allocates() {
     // The counter itself works.
     assert!(count_allocations(|| drop(std::hint::black_box(vec![1u8; 10]))) >= 1);
 
-    // Token classification: the shipped Rampart model, long input truncated.
+    // Token classification: the shipped Rampart model (with its PII profile), long input
+    // truncated.
     let bytes = default_model();
-    assert_run_allocates_nothing(&Model::load(&bytes).unwrap(), 128);
+    let model = Model::load(&bytes).unwrap();
+    assert!(model.pii.is_some());
+    assert_run_allocates_nothing(&model, 128);
 
     // Sentence embeddings: MiniLM.
     let bytes = convert(&minilm_dir(), WeightPrecision::Int8);
@@ -207,9 +215,14 @@ fn windowed_token_classification_never_allocates() {
                     .copied()
                     .chain([long.as_str(), too_long.as_str()])
                 {
-                    for aggregation in
-                        [Aggregation::None, Aggregation::Simple, Aggregation::Average]
-                    {
+                    for aggregation in [
+                        Aggregation::None,
+                        Aggregation::Simple,
+                        Aggregation::Average,
+                        Aggregation::Span,
+                        Aggregation::Pii,
+                        Aggregation::Compat,
+                    ] {
                         for stride in [16, 62] {
                             let options = RunOptions {
                                 aggregation,

@@ -7,7 +7,7 @@
 //! JSON line) into the slot. Mutexes and condition variables are futex-based: nothing on this
 //! path allocates.
 
-use bertq_protocol::{AnswerOptions, ErrorCode, InferOptions};
+use bertq_protocol::{AnswerOptions, EntityOptions, ErrorCode, InferOptions};
 use bertq_runtime::session::Storage;
 use bertq_runtime::Session;
 use bertq_server::backend::execute;
@@ -48,6 +48,7 @@ struct JobState {
     to: ReplyTo,
     options: InferOptions,
     extra: SlotExtra,
+    entities: EntityOptions,
     reply: Box<[u8]>,
     reply_len: usize,
     outcome: Outcome,
@@ -112,6 +113,7 @@ impl Pool {
                     to: ReplyTo::Binary(0),
                     options: InferOptions::default(),
                     extra: SlotExtra::None,
+                    entities: EntityOptions::default(),
                     reply: vec![0u8; max_reply].into_boxed_slice(),
                     reply_len: 0,
                     outcome: Outcome::Idle,
@@ -203,6 +205,7 @@ fn run_job<S: Storage>(session: &mut Session<'_, '_, S>, st: &mut JobState) -> R
                 options,
             },
         },
+        entities: st.entities,
     };
     let mut out = Out::new(&mut st.reply);
     execute(session, &job, &mut out)?;
@@ -253,6 +256,7 @@ impl Backend for PoolBackend<'_> {
             };
             st.to = job.to;
             st.options = job.options;
+            st.entities = job.entities;
             st.outcome = Outcome::Queued;
         }
         let depth = {

@@ -253,7 +253,8 @@ pub fn infer_message(id: u32, text: &[u8], top_k: u16, truncate: bool) -> Vec<u8
     varint(text.len() as u64, &mut m);
     m.extend_from_slice(text);
     varint(top_k as u64, &mut m);
-    m.push(0);
+    // Aggregation 8: the model's default (`ModelDefault`), as `bertq run` without --aggregation.
+    m.push(8);
     m.push(truncate as u8);
     m
 }

@@ -172,12 +172,13 @@ pub fn write_output<W: Write>(
                 let word = text
                     .get(e.byte_start as usize..e.byte_end as usize)
                     .unwrap_or("");
+                // The full tag with `none`; else the group, a recognizer's type or a PII
+                // profile's name (`Model::entity_type`).
+                let name = model.entity_type(e, aggregation);
                 if aggregation == Aggregation::None {
-                    let tag = model.labels.get(e.label as usize).unwrap_or("");
-                    write_token_entity(w, tag, e.score, e.index, word, e.start, e.end)?;
+                    write_token_entity(w, name, e.score, e.index, word, e.start, e.end)?;
                 } else {
-                    let group = model.labels.entity_group(e.label as usize);
-                    write_entity(w, group, e.score, word, e.start, e.end)?;
+                    write_entity(w, name, e.score, word, e.start, e.end)?;
                 }
             }
             w.write_char(']')

