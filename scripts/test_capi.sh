@@ -183,7 +183,8 @@ run_cases() { # runner test-binary bertq-binary tag flips case-names...
 # ---- 2. x86-64
 step "x86-64: C tests against libbertq.a"
 cc "${cflags[@]}" capi/tests/test_capi.c "$lib" $wrap -lpthread -ldl -lm -o "$work/test_capi"
-all_cases=(ner ner-none ner-first-128 ner-64 sentiment sentiment-top2-pair embedding qa
+all_cases=(ner ner-none ner-simple ner-compat ner-threshold ner-redact ner-first-128 ner-64 sentiment
+    sentiment-top2-pair embedding qa
     qa-top3-impossible fill-mask fill-mask-top3)
 run_cases "" "$work/test_capi" "$bertq" x86 97 "${all_cases[@]}"
 
