@@ -272,6 +272,45 @@ impl Matcher<'_> {
             }
             found.push((k, n, t));
         }
+        // Without position ids the table is sliced to the sequence length instead of gathered:
+        // `Slice(table, starts [0], ends, axes [0] or none, steps [1] or none)`, as
+        // scripts/export_bert_onnx.py (and graphs traced without `position_ids`) write it.
+        if !found.iter().any(|(f, _, _)| *f == EmbKind::Position) {
+            for n in &g.nodes {
+                if !n.is("Slice") {
+                    continue;
+                }
+                let Some(table) = n.input(0) else { continue };
+                let Some(table) = g.constant(table)? else {
+                    continue;
+                };
+                if table.dims.len() != 2 || !table.is_float() {
+                    continue;
+                }
+                // `None`: the input is absent; `Some(None)`: present but not a constant.
+                let ints = |i: usize| -> Result<Option<Option<Vec<i64>>>, OnnxError> {
+                    match n.input(i) {
+                        Some(x) if !x.is_empty() => {
+                            Ok(Some(g.constant(x)?.and_then(|c| c.to_i64())))
+                        }
+                        _ => Ok(None),
+                    }
+                };
+                let starts_at_0 = ints(1)? == Some(Some(vec![0]));
+                // Absent, or a constant `[default]`.
+                let is = |v: Option<Option<Vec<i64>>>, default: i64| match v {
+                    None => true,
+                    Some(Some(v)) => v.is_empty() || v == [default],
+                    Some(None) => false,
+                };
+                let axis_0 = is(ints(3)?, 0);
+                let step_1 = is(ints(4)?, 1);
+                if starts_at_0 && axis_0 && step_1 {
+                    found.push((EmbKind::Position, n, table));
+                    break;
+                }
+            }
+        }
         let get = |k: EmbKind| found.iter().find(|(f, _, _)| *f == k);
         let (Some(word), Some(pos), Some(tt)) = (
             get(EmbKind::Word),
