@@ -105,11 +105,12 @@ impl Firmware {
     fn connect(&self) -> UnixStream {
         let s = UnixStream::connect(&self.sock).expect("QEMU accepts the connection");
         let stream = Stream::Unix(s.try_clone().unwrap());
-        // One request, one long wait: booting (the model's CRC, warm-up, starting the other
-        // cores) under TCG on a loaded two-core machine can take well over 20 s, and a retry
-        // sent meanwhile would be answered too, leaving a stale reply for the next read. Bytes
-        // sent while the firmware boots are not lost (`uart.rs` keeps the early FIFO).
-        let mut client = Client::new(stream, BOOT, 0).unwrap();
+        // A long wait per attempt: booting (the model's CRC, warm-up, starting the other cores)
+        // under TCG on a loaded two-core machine can take well over 20 s, and a request retried
+        // merely for being slow would be answered twice, leaving a stale reply for the next
+        // read. A frame damaged while the UART is being set up comes back at once as an
+        // anonymous `bad_frame` error, and only that is retried.
+        let mut client = Client::new(stream, BOOT, 8).unwrap();
         let health = client
             .query(RequestBody::Health)
             .expect("the firmware answers");
