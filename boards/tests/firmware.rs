@@ -118,6 +118,13 @@ impl Firmware {
         // The client made the shared socket non-blocking.
         s.set_nonblocking(false).unwrap();
         s.set_read_timeout(Some(T)).unwrap();
+        // A frame damaged during set-up can be answered by more than one `bad_frame` error, so
+        // a retried health request may leave replies behind. The firmware answers in order:
+        // once a last, uniquely named request is answered, nothing older is pending.
+        let mut s = s;
+        s.write_all(b"{\"id\":\"sync\",\"type\":\"health\"}\n")
+            .unwrap();
+        while read_item(&mut s)["id"] != "sync" {}
         s
     }
 
