@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p bertq-benches --bench gemm`
 
-use bertq_runtime::kernels::{self, pack, GemmI8, PackedI8};
+use bertq_runtime::kernels::{self, pack, GemmI8, MatMut, PackedI8};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// (k, n) of MiniLM / BERT-base linear layers.
@@ -53,7 +53,7 @@ fn gemm(c: &mut Criterion) {
                             },
                             bias: Some(&bias),
                         };
-                        (table.gemm_i8)(&p, &mut out);
+                        (table.gemm_i8)(&p, &mut MatMut::new(&mut out, m, n));
                         std::hint::black_box(&out);
                     })
                 });

@@ -8,7 +8,7 @@
 
 #[cfg(target_arch = "aarch64")]
 fn main() {
-    use bertq_runtime::kernels::{aarch64, pack, GemmI8, PackedI8};
+    use bertq_runtime::kernels::{aarch64, pack, GemmI8, MatMut, PackedI8};
 
     let args: Vec<String> = std::env::args().collect();
     if !(6..=7).contains(&args.len()) || args.get(6).is_some_and(|a| a != "gemm") {
@@ -82,7 +82,7 @@ fn main() {
             },
             bias: Some(&bias),
         };
-        (t.gemm_i8)(&p, &mut out);
+        (t.gemm_i8)(&p, &mut MatMut::new(&mut out, m, n));
         checksum += std::hint::black_box(&out)[0] as f64;
     }
     println!(

@@ -75,6 +75,35 @@ impl<T> SharedMut<T> {
     }
 }
 
+impl SharedMut<f32> {
+    /// Columns `cols` of the `[rows, ldc]` row-major matrix this slice starts with, as the output
+    /// view of a GEMM (a part's share of a column split).
+    ///
+    /// # Safety
+    /// Views and ranges used at the same time must not share an element (here: parts take
+    /// disjoint column ranges of the same rows), and the slice must outlive the use.
+    pub unsafe fn columns(
+        &self,
+        rows: usize,
+        ldc: usize,
+        cols: core::ops::Range<usize>,
+    ) -> crate::kernels::MatMut<'_> {
+        assert!(
+            cols.start <= cols.end && cols.end <= ldc,
+            "columns out of bounds"
+        );
+        assert!(
+            rows.checked_mul(ldc).is_some_and(|len| len <= self.len),
+            "rows out of bounds"
+        );
+        // SAFETY: every element `i * ldc + j` (`i < rows`, `cols.start <= j < cols.end`) is
+        // inside the slice (asserted) and exclusive to this view per the caller's contract.
+        unsafe {
+            crate::kernels::MatMut::from_raw_parts(self.ptr.add(cols.start), rows, cols.len(), ldc)
+        }
+    }
+}
+
 #[cfg(feature = "std")]
 pub use pool::ThreadPool;
 

@@ -117,7 +117,7 @@ impl MemorySizes {
         Some(MemorySizes {
             tokens,
             f32s: Scratch::f32_len_checked(c, max_seq, threads)?.checked_add(head)?,
-            i8s: max_seq.checked_mul(c.hidden_size.max(c.intermediate_size) as usize)?,
+            i8s: Scratch::i8_len_checked(c, max_seq, threads)?,
             entities,
             indices: model.head.index_len(labels),
         })

@@ -17,7 +17,9 @@ macro_rules! kernel_test_suite {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            use $crate::kernels::testing::{check_gemm, check_quantize, Rng, LAYOUTS};
+            use $crate::kernels::testing::{
+                check_gemm, check_gemm_columns, check_quantize, Rng, LAYOUTS,
+            };
             use $crate::kernels::Kernels;
 
             fn table() -> Option<&'static Kernels> {
@@ -43,6 +45,26 @@ macro_rules! kernel_test_suite {
                                 check_gemm(t, layout, m, n, k, &mut rng);
                             }
                         }
+                    }
+                }
+            }
+
+            #[test]
+            fn column_blocks_write_through_the_row_stride() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(4);
+                let shapes = [
+                    (1, 17, 5),
+                    (3, 33, 40),
+                    (7, 64, 64),
+                    (17, 100, 33),
+                    (20, 384, 384),
+                    (24, 1536, 384),
+                    (32, 384, 1536),
+                ];
+                for layout in LAYOUTS {
+                    for &(m, n, k) in &shapes {
+                        check_gemm_columns(t, layout, m, n, k, &mut rng);
                     }
                 }
             }
@@ -129,11 +151,35 @@ pub struct PackedI8<'a> {
     pub k: usize,
 }
 
-impl PackedI8<'_> {
+impl<'a> PackedI8<'a> {
     /// The int8 value of `w[row][col]`.
     #[inline]
     pub fn at(&self, row: usize, col: usize) -> i8 {
         self.data[self.layout.index(self.k, row, col)]
+    }
+
+    /// Rows `rows` of the matrix (output columns of a GEMM) as a matrix of their own: a
+    /// contiguous run of whole panels, so any kernel runs on it unchanged. `None` unless
+    /// `rows.start` is a multiple of the layout's panel height and `rows` is inside `0..n`.
+    pub fn rows(&self, rows: core::ops::Range<usize>) -> Option<PackedI8<'a>> {
+        let (nr, _) = self.layout.tile();
+        if rows.start > rows.end || rows.end > self.n || !rows.start.is_multiple_of(nr) {
+            return None;
+        }
+        let n = rows.end - rows.start;
+        let start = self.layout.packed_len(rows.start, self.k)?;
+        let len = self.layout.packed_len(n, self.k)?;
+        Some(PackedI8 {
+            layout: self.layout,
+            data: self.data.get(start..start.checked_add(len)?)?,
+            scales: self.scales.get(rows.clone())?,
+            row_sums: match self.row_sums {
+                Some(s) => Some(s.get(rows)?),
+                None => None,
+            },
+            n,
+            k: self.k,
+        })
     }
 }
 
@@ -149,7 +195,8 @@ pub enum Weights<'a> {
 
 /// `out[m][n] = bias[n] + a_scales[m] * w.scales[n] * sum_k a[m][k] * w[n][k]`: int8 operands,
 /// exact i32 accumulation. `a` is row-major `[m, k]`, encoded as the same table's
-/// `quantize_rows` wrote it (see [`Kernels::unsigned_activations`]).
+/// `quantize_rows` wrote it (see [`Kernels::unsigned_activations`]). The output is a
+/// [`MatMut`] of at least `m` rows and `n` columns.
 ///
 /// Every implementation must produce bit-identical outputs: the exact i32 sum, then
 /// [`reference::dequantize`] (`acc as f32 * (a_scale * w_scale) + bias`, no fused multiply-add).
@@ -160,6 +207,97 @@ pub struct GemmI8<'a> {
     pub a_scales: &'a [f32],
     pub w: PackedI8<'a>,
     pub bias: Option<&'a [f32]>,
+}
+
+/// Where a GEMM writes: `rows` rows of `cols` floats, row `i` starting `i * ldc` elements after
+/// the first. It may be a block of columns of a wider matrix whose other columns another thread
+/// writes at the same time (a column split), so it hands out only its own elements: one row at
+/// a time, or a raw pointer with the stride for the kernels' stores.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    ptr: core::ptr::NonNull<f32>,
+    rows: usize,
+    cols: usize,
+    ldc: usize,
+    _borrow: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> MatMut<'a> {
+    /// The contiguous `[rows, cols]` matrix at the start of `out`. Panics if `out` is shorter.
+    pub fn new(out: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
+        let len = rows.checked_mul(cols).expect("matrix size overflows");
+        let out = &mut out[..len];
+        MatMut {
+            ptr: core::ptr::NonNull::from(out).cast(),
+            rows,
+            cols,
+            ldc: cols,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// A view of `rows` rows of `cols` elements, `ldc >= cols` apart, from `ptr`.
+    ///
+    /// # Safety
+    /// For `'a`, every element `ptr + i * ldc + j` (`i < rows`, `j < cols`) must be valid for
+    /// reads and writes and accessed by nobody else; the elements between rows may be used by
+    /// others.
+    pub unsafe fn from_raw_parts(ptr: *mut f32, rows: usize, cols: usize, ldc: usize) -> Self {
+        debug_assert!(ldc >= cols);
+        MatMut {
+            // SAFETY: the caller passes a valid pointer; a dangling one is only allowed for an
+            // empty view, and `NonNull::dangling` stands in for a null one then.
+            ptr: core::ptr::NonNull::new(ptr).unwrap_or(core::ptr::NonNull::dangling()),
+            rows,
+            cols,
+            ldc,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Elements from one row's start to the next's.
+    pub fn ldc(&self) -> usize {
+        self.ldc
+    }
+
+    /// Row `i` (`cols` elements). Panics if `i >= rows`.
+    pub fn row(&mut self, i: usize) -> &mut [f32] {
+        assert!(i < self.rows, "row {i} of a {}-row output", self.rows);
+        // SAFETY: row `i < rows` is `cols` elements the view owns (constructor contract), and
+        // `&mut self` keeps any other row or pointer from being used meanwhile.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr().add(i * self.ldc), self.cols) }
+    }
+
+    /// Element `[0][0]`. Writes through it must stay inside the view: columns `< cols` of
+    /// rows `< rows`, `ldc` apart.
+    pub fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.ptr.as_ptr()
+    }
+
+    /// Rows `..at` and `at..` as two views (`at <= rows`).
+    pub fn split_rows(&mut self, at: usize) -> (MatMut<'_>, MatMut<'_>) {
+        assert!(at <= self.rows);
+        // SAFETY: the two views cover disjoint rows of this one, which `&mut self` lends them.
+        unsafe {
+            let second = if at == self.rows {
+                core::ptr::NonNull::dangling().as_ptr()
+            } else {
+                self.ptr.as_ptr().add(at * self.ldc)
+            };
+            (
+                MatMut::from_raw_parts(self.ptr.as_ptr(), at, self.cols, self.ldc),
+                MatMut::from_raw_parts(second, self.rows - at, self.cols, self.ldc),
+            )
+        }
+    }
 }
 
 /// `out[m][n] = bias[n] + sum_k a[m][k] * w[n][k]` with f32 activations (int8 weights are
@@ -185,7 +323,7 @@ pub struct Kernels {
     pub unsigned_activations: bool,
     /// Symmetric dynamic quantization of each row of `x` (`cols` wide) to int8, one scale per row.
     pub quantize_rows: fn(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]),
-    pub gemm_i8: fn(p: &GemmI8<'_>, out: &mut [f32]),
+    pub gemm_i8: fn(p: &GemmI8<'_>, out: &mut MatMut<'_>),
     pub gemm_f32: fn(p: &GemmF32<'_>, out: &mut [f32]),
     /// Softmax of one row in place.
     pub softmax: fn(x: &mut [f32]),

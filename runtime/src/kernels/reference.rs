@@ -1,7 +1,7 @@
 //! Portable scalar kernels: the reference every SIMD kernel is tested against. They accept every
 //! weight layout; row-major is their fast path (LLVM vectorises the integer dot products).
 
-use super::{GemmF32, GemmI8, Layout, PackedI8, Weights};
+use super::{GemmF32, GemmI8, Layout, MatMut, PackedI8, Weights};
 use crate::format::Activation;
 
 /// Rounds half away from zero without `std` (a saturating float-to-int cast truncates).
@@ -80,12 +80,16 @@ fn dot_packed<const OFFSET: bool>(a: &[i8], w: &PackedI8<'_>, j: usize) -> i32 {
     }
 }
 
-fn gemm_i8_generic<const OFFSET: bool>(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8_generic<const OFFSET: bool>(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
+    assert!(
+        out.rows() >= m && out.cols() >= n,
+        "output smaller than [m, n]"
+    );
     for i in 0..m {
         let a = &p.a[i * k..(i + 1) * k];
         let sa = p.a_scales[i];
-        let row = &mut out[i * n..(i + 1) * n];
+        let row = &mut out.row(i)[..n];
         for (j, o) in row.iter_mut().enumerate() {
             let acc = dot_packed::<OFFSET>(a, &p.w, j);
             *o = dequantize(acc, sa, p.w.scales[j], p.bias.map_or(0.0, |b| b[j]));
@@ -93,13 +97,13 @@ fn gemm_i8_generic<const OFFSET: bool>(p: &GemmI8<'_>, out: &mut [f32]) {
     }
 }
 
-pub fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+pub fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     gemm_i8_generic::<false>(p, out)
 }
 
 /// [`gemm_i8`] for activations in the unsigned encoding (`q + 128`), any layout: the fallback of
 /// kernel tables with `unsigned_activations`.
-pub fn gemm_i8_unsigned(p: &GemmI8<'_>, out: &mut [f32]) {
+pub fn gemm_i8_unsigned(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     gemm_i8_generic::<true>(p, out)
 }
 

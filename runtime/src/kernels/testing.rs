@@ -6,7 +6,7 @@
 //! BERT-like shapes and odd ones (43 x 500 x 401); plus seeded random shapes (property tests).
 
 use super::pack::{self, Layout};
-use super::{GemmI8, Kernels, PackedI8, REFERENCE};
+use super::{GemmI8, Kernels, MatMut, PackedI8, REFERENCE};
 
 /// A small deterministic generator (SplitMix64) so the suite needs no dependency.
 pub struct Rng(pub u64);
@@ -66,7 +66,7 @@ pub fn check_gemm(kernels: &Kernels, layout: Layout, m: usize, n: usize, k: usiz
             },
             bias: Some(&bias),
         };
-        (t.gemm_i8)(&p, &mut out);
+        (t.gemm_i8)(&p, &mut MatMut::new(&mut out, m, n));
         out
     };
     let expected = run(&REFERENCE, &w, Layout::RowMajor);
@@ -75,6 +75,100 @@ pub fn check_gemm(kernels: &Kernels, layout: Layout, m: usize, n: usize, k: usiz
         assert!(
             e.to_bits() == a.to_bits(),
             "{} {layout:?} m={m} n={n} k={k}: out[{}][{}] = {a}, reference {e}",
+            kernels.name,
+            idx / n,
+            idx % n
+        );
+    }
+}
+
+/// Checks a GEMM computed in column blocks, as the threads of a column split compute it: each
+/// block is `w.rows(..)` (whole panels) writing its columns of the full `[m, n]` output through
+/// a [`MatMut`] of row stride `n`. The result must equal the reference's single GEMM bit for bit, and
+/// a block must leave the other columns alone.
+pub fn check_gemm_columns(
+    kernels: &Kernels,
+    layout: Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+    rng: &mut Rng,
+) {
+    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
+    let w_scales: Vec<f32> = (0..n).map(|_| rng.f32().abs() * 0.05 + 1e-3).collect();
+    let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    let packed = pack::pack(layout, &w, n, k);
+    let sums = pack::row_sums(&w, n, k);
+    let matrix = |data, layout| PackedI8 {
+        layout,
+        data,
+        scales: &w_scales,
+        row_sums: Some(&sums),
+        n,
+        k,
+    };
+    let quantized = |t: &Kernels| {
+        let mut q = vec![0i8; m * k];
+        let mut s = vec![0f32; m];
+        (t.quantize_rows)(&x, k, &mut q, &mut s);
+        (q, s)
+    };
+    // The reference: one GEMM, contiguous output.
+    let (rq, rs) = quantized(&REFERENCE);
+    let mut expected = vec![f32::NAN; m * n];
+    (REFERENCE.gemm_i8)(
+        &GemmI8 {
+            m,
+            a: &rq,
+            a_scales: &rs,
+            w: matrix(&w, Layout::RowMajor),
+            bias: Some(&bias),
+        },
+        &mut MatMut::new(&mut expected, m, n),
+    );
+    // The table under test: blocks of whole panels, split near the middle.
+    let (q, s) = quantized(kernels);
+    let kw = matrix(&packed, layout);
+    let panel = layout.tile().0;
+    let split = (n / 2).next_multiple_of(panel).min(n);
+    let mut actual = vec![f32::NAN; m * n];
+    for (b, cols) in [split..n, 0..split].into_iter().enumerate() {
+        if cols.is_empty() {
+            continue;
+        }
+        let block = kw.rows(cols.clone()).expect("panel-aligned block");
+        let p = GemmI8 {
+            m,
+            a: &q,
+            a_scales: &s,
+            w: block,
+            bias: Some(&bias[cols.clone()]),
+        };
+        // SAFETY: the view covers columns `cols` of the `[m, n]` matrix `actual`, which nothing
+        // else touches while the kernel runs.
+        let mut view = unsafe {
+            MatMut::from_raw_parts(actual.as_mut_ptr().add(cols.start), m, cols.len(), n)
+        };
+        (kernels.gemm_i8)(&p, &mut view);
+        if b == 0 {
+            // Only the first block's columns are written so far.
+            for (idx, v) in actual.iter().enumerate() {
+                assert_eq!(
+                    cols.contains(&(idx % n)),
+                    !v.is_nan(),
+                    "{} {layout:?} m={m} n={n} k={k}: block {cols:?} wrote out[{}][{}]",
+                    kernels.name,
+                    idx / n,
+                    idx % n
+                );
+            }
+        }
+    }
+    for (idx, (e, a)) in expected.iter().zip(&actual).enumerate() {
+        assert!(
+            e.to_bits() == a.to_bits(),
+            "{} {layout:?} m={m} n={n} k={k} in column blocks: out[{}][{}] = {a}, reference {e}",
             kernels.name,
             idx / n,
             idx % n

@@ -5,7 +5,7 @@
 
 use crate::format::{names, LoadError, ModelConfig, ModelFile, TensorView};
 use crate::kernels::vector::Attention;
-use crate::kernels::{GemmF32, GemmI8, Kernels, Layout, PackedI8, Weights};
+use crate::kernels::{GemmF32, GemmI8, Kernels, Layout, MatMut, PackedI8, Weights};
 use crate::parallel::{split_range, Parallel, SharedMut};
 use core::fmt::Write;
 
@@ -158,28 +158,12 @@ impl<'a> Linear<'a> {
         let (n, k) = (self.n, self.k);
         let out = &mut out[..m * n];
         match (precision, self.weight) {
-            (Precision::Int8, Weights::I8(w)) => {
-                let (xq, xs) = (&mut xq[..m * k], &mut xs[..m]);
+            (Precision::Int8, Weights::I8(_)) => {
                 if !prequantized {
-                    match self.input_scale {
-                        Some(scale) => crate::kernels::reference::quantize_rows_static(
-                            &x[..m * k],
-                            scale,
-                            kernels.unsigned_activations,
-                            xq,
-                            xs,
-                        ),
-                        None => (kernels.quantize_rows)(&x[..m * k], k, xq, xs),
-                    }
+                    self.quantize_input(kernels, x, m, xq, xs);
                 }
-                let p = GemmI8 {
-                    m,
-                    a: xq,
-                    a_scales: xs,
-                    w,
-                    bias: Some(self.bias),
-                };
-                (kernels.gemm_i8)(&p, out);
+                let out = &mut MatMut::new(out, m, n);
+                self.gemm_columns(kernels, &xq[..m * k], &xs[..m], 0..n, out);
             }
             // f32 precision, or an f32 layer in a mixed model: the f32 activations directly.
             (_, weight) => {
@@ -194,6 +178,74 @@ impl<'a> Linear<'a> {
                 (kernels.gemm_f32)(&p, out);
             }
         }
+    }
+}
+
+impl Linear<'_> {
+    /// Quantizes the `m` rows of `x` into `xq`/`xs` as this layer's int8 product takes them
+    /// (its static input scale, or dynamic per-row scales).
+    pub fn quantize_input(
+        &self,
+        kernels: &Kernels,
+        x: &[f32],
+        m: usize,
+        xq: &mut [i8],
+        xs: &mut [f32],
+    ) {
+        let k = self.k;
+        let (x, xq, xs) = (&x[..m * k], &mut xq[..m * k], &mut xs[..m]);
+        match self.input_scale {
+            Some(scale) => crate::kernels::reference::quantize_rows_static(
+                x,
+                scale,
+                kernels.unsigned_activations,
+                xq,
+                xs,
+            ),
+            None => (kernels.quantize_rows)(x, k, xq, xs),
+        }
+    }
+
+    /// Output columns `cols` of the int8 product of the quantized rows `xq`/`xs` (one scale
+    /// per row) into `out` (`[rows, cols.len()]`). `cols` must start on a weight panel (see
+    /// [`Linear::column_share`]); the weights must be int8.
+    pub fn gemm_columns(
+        &self,
+        kernels: &Kernels,
+        xq: &[i8],
+        xs: &[f32],
+        cols: core::ops::Range<usize>,
+        out: &mut MatMut<'_>,
+    ) {
+        let Weights::I8(w) = self.weight else {
+            unreachable!("an int8 product of float weights");
+        };
+        let w = w
+            .rows(cols.clone())
+            .expect("column shares start on a weight panel");
+        let p = GemmI8 {
+            m: xs.len(),
+            a: xq,
+            a_scales: xs,
+            w,
+            bias: Some(&self.bias[cols]),
+        };
+        (kernels.gemm_i8)(&p, out);
+    }
+
+    /// The output columns part `part` of `parts` computes in a column split: whole weight
+    /// panels, as even as they go.
+    pub fn column_share(&self, part: usize, parts: usize) -> core::ops::Range<usize> {
+        let panel = match self.weight {
+            Weights::I8(w) => w.layout.tile().0,
+            _ => 1,
+        };
+        split_range(self.n, part, parts, panel)
+    }
+
+    /// Whether the product is int8 in `precision` (a column split needs every product int8).
+    fn is_int8(&self, precision: Precision) -> bool {
+        precision == Precision::Int8 && matches!(self.weight, Weights::I8(_))
     }
 }
 
@@ -298,6 +350,22 @@ pub struct Layer<'a> {
     pub output_norm: LayerNorm<'a>,
 }
 
+impl Layer<'_> {
+    /// Whether every product of the layer is int8 in `precision` (what a column split needs).
+    fn is_int8(&self, precision: Precision) -> bool {
+        [
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.attention_output,
+            &self.intermediate,
+            &self.output,
+        ]
+        .iter()
+        .all(|lin| lin.is_int8(precision))
+    }
+}
+
 /// Working memory of one forward pass, sized for `max_seq` tokens.
 #[derive(Debug)]
 pub struct Scratch<'s> {
@@ -314,10 +382,21 @@ pub struct Scratch<'s> {
     pub scores: &'s mut [f32],
     /// `[hidden, seq]`: K transposed.
     pub kt: &'s mut [f32],
-    /// `[seq, max(hidden, intermediate)]`: quantized activations.
+    /// `[rows, max(hidden, intermediate)]`: quantized activations, `rows` from
+    /// [`activation_rows`] (a column split gives each part its own copy of every row).
     pub act_q: &'s mut [i8],
-    /// `[seq]`: their per-row scales.
+    /// `[rows]`: their per-row scales.
     pub act_scales: &'s mut [f32],
+}
+
+/// Rows of quantized activations a pass over `seq` tokens in `parts` parts needs: `seq` for a
+/// row split; in a column split (short inputs, [`COLUMN_SPLIT_MAX_ROWS`]) every part quantizes
+/// all rows into its own block. `None` on overflow.
+pub fn activation_rows(seq: usize, parts: usize) -> Option<usize> {
+    if parts <= 1 {
+        return Some(seq);
+    }
+    Some(seq.max(parts.checked_mul(seq.min(COLUMN_SPLIT_MAX_ROWS))?))
 }
 
 impl Scratch<'_> {
@@ -332,13 +411,17 @@ impl Scratch<'_> {
         let rows = seq.checked_mul(h)?.checked_mul(6)?;
         let ffn = seq.checked_mul(i)?;
         let scores = parts.max(1).checked_mul(seq)?.checked_mul(seq)?;
-        rows.checked_add(ffn)?.checked_add(scores)?.checked_add(seq)
+        let act_scales = activation_rows(seq, parts)?;
+        rows.checked_add(ffn)?
+            .checked_add(scores)?
+            .checked_add(act_scales)
     }
-    /// i8 elements needed for `seq` tokens.
-    pub fn i8_len(c: &ModelConfig, seq: usize) -> usize {
-        seq.saturating_mul(c.hidden_size.max(c.intermediate_size) as usize)
+    /// i8 elements needed for `seq` tokens in `parts` parts, `None` on overflow.
+    pub fn i8_len_checked(c: &ModelConfig, seq: usize, parts: usize) -> Option<usize> {
+        activation_rows(seq, parts)?.checked_mul(c.hidden_size.max(c.intermediate_size) as usize)
     }
-    /// Carves the scratch out of caller memory (lengths from [`Self::f32_len`] / [`Self::i8_len`]).
+    /// Carves the scratch out of caller memory (lengths from [`Self::f32_len`] /
+    /// [`Self::i8_len_checked`]).
     pub fn carve<'s>(
         c: &ModelConfig,
         seq: usize,
@@ -347,9 +430,12 @@ impl Scratch<'_> {
         i8s: &'s mut [i8],
     ) -> Option<Scratch<'s>> {
         let (h, i) = (c.hidden_size as usize, c.intermediate_size as usize);
-        if f.len() < Self::f32_len(c, seq, parts) || i8s.len() < Self::i8_len(c, seq) {
+        if f.len() < Self::f32_len(c, seq, parts)
+            || Self::i8_len_checked(c, seq, parts).is_none_or(|len| i8s.len() < len)
+        {
             return None;
         }
+        let act_rows = activation_rows(seq, parts)?;
         let (hidden, f) = f.split_at_mut(seq * h);
         let (q, f) = f.split_at_mut(seq * h);
         let (k, f) = f.split_at_mut(seq * h);
@@ -358,7 +444,7 @@ impl Scratch<'_> {
         let (ffn, f) = f.split_at_mut(seq * i);
         let (scores, f) = f.split_at_mut(parts.max(1) * seq * seq);
         let (kt, f) = f.split_at_mut(seq * h);
-        let (act_scales, _) = f.split_at_mut(seq);
+        let (act_scales, _) = f.split_at_mut(act_rows);
         Some(Scratch {
             hidden,
             q,
@@ -502,7 +588,8 @@ impl<'a> Encoder<'a> {
 
     /// One `BertLayer`, in five parallel steps; between steps every part waits for the others.
     /// Row-local work (quantization, residual + LayerNorm, GELU) is fused into the step that
-    /// produces its rows; attention is split by heads.
+    /// produces its rows; attention is split by heads. Short inputs on several threads split the
+    /// products by columns instead ([`Encoder::layer_forward_columns`]).
     fn layer_forward(
         &self,
         l: &Layer<'_>,
@@ -511,6 +598,9 @@ impl<'a> Encoder<'a> {
         s: &mut Scratch<'_>,
         observe: &mut dyn FnMut(usize, &[f32]),
     ) {
+        if exec.par.parts() > 1 && seq <= COLUMN_SPLIT_MAX_ROWS && l.is_int8(exec.precision) {
+            return self.layer_forward_columns(l, exec, seq, s, observe);
+        }
         let c = &self.config;
         let (h, inter) = (c.hidden_size as usize, c.intermediate_size as usize);
         let (kernels, precision, par) = (exec.kernels, exec.precision, exec.par);
@@ -666,12 +756,200 @@ impl<'a> Encoder<'a> {
     }
 }
 
+impl Encoder<'_> {
+    /// [`Encoder::layer_forward`] for inputs too short to share by rows: every product is split
+    /// by output columns (whole weight panels), so each thread streams its own part of the
+    /// weights over all rows. Each part quantizes all input rows into its own block of `act_q`
+    /// (the rows are few, the products are not), and the LayerNorms, which need whole rows,
+    /// become steps of their own. Bit-identical to one thread: every output element is the
+    /// same exact sum, rounded the same way.
+    fn layer_forward_columns(
+        &self,
+        l: &Layer<'_>,
+        exec: &Exec<'_>,
+        seq: usize,
+        s: &mut Scratch<'_>,
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) {
+        let c = &self.config;
+        let (h, inter) = (c.hidden_size as usize, c.intermediate_size as usize);
+        let widest = h.max(inter);
+        let (kernels, par) = (exec.kernels, exec.par);
+        let hidden = SharedMut::new(&mut s.hidden[..seq * h]);
+        let (q, k, v) = (
+            SharedMut::new(&mut s.q[..seq * h]),
+            SharedMut::new(&mut s.k[..seq * h]),
+            SharedMut::new(&mut s.v[..seq * h]),
+        );
+        let ctx = SharedMut::new(&mut s.ctx[..seq * h]);
+        let ffn = SharedMut::new(&mut s.ffn[..seq * inter]);
+        let act_q = SharedMut::new(&mut *s.act_q);
+        let act_scales = SharedMut::new(&mut *s.act_scales);
+        let kt = SharedMut::new(&mut s.kt[..seq * h]);
+        let scores = SharedMut::new(&mut *s.scores);
+
+        // Part `part`'s own quantized rows (`activation_rows` sized the scratch for them).
+        let own_rows = |part: usize| {
+            // SAFETY: parts use disjoint blocks, each only inside its own job.
+            unsafe {
+                (
+                    act_q.range(part * seq * widest..(part + 1) * seq * widest),
+                    act_scales.range(part * seq..(part + 1) * seq),
+                )
+            }
+        };
+        // One product, this part's columns of it: quantize `x` unless `xq` already holds it
+        // with this layer's input scale (`held`), then the GEMM into `out` (`[seq, n]`).
+        let product = |lin: &Linear<'_>,
+                       x: &[f32],
+                       (xq, xs): (&mut [i8], &mut [f32]),
+                       held: &mut Option<Option<f32>>,
+                       out: SharedMut<f32>,
+                       part: usize,
+                       parts: usize| {
+            if *held != Some(lin.input_scale) {
+                lin.quantize_input(kernels, x, seq, xq, xs);
+                *held = Some(lin.input_scale);
+            }
+            let cols = lin.column_share(part, parts);
+            if !cols.is_empty() {
+                // SAFETY: parts write disjoint column ranges of `out`; nothing reads it during
+                // the step.
+                let mut view = unsafe { out.columns(seq, lin.n, cols.clone()) };
+                lin.gemm_columns(kernels, &xq[..seq * lin.k], xs, cols, &mut view);
+            }
+        };
+        // Residual + LayerNorm of whole rows, split by rows.
+        let norm = |norm: &LayerNorm<'_>, out: SharedMut<f32>| {
+            par.for_each(&|part, parts| {
+                let r = split_range(seq, part, parts, 1);
+                // SAFETY: disjoint row ranges per part; the products finished writing `out`.
+                let (hid, out) = unsafe {
+                    (
+                        hidden.range(r.start * h..r.end * h),
+                        &*out.range(r.start * h..r.end * h),
+                    )
+                };
+                norm.forward(kernels, hid, Some(out));
+            });
+        };
+
+        // 1. Q, K, V projections, sharing one quantization of the hidden states per part.
+        par.for_each(&|part, parts| {
+            // SAFETY: `hidden` is only read during this step.
+            let x = unsafe { &*hidden.range(0..seq * h) };
+            let (xq, xs) = own_rows(part);
+            let mut held = None;
+            for (lin, out) in [(&l.query, q), (&l.key, k), (&l.value, v)] {
+                product(lin, x, (&mut *xq, &mut *xs), &mut held, out, part, parts);
+            }
+        });
+        // SAFETY: between steps no job runs (likewise for the observations below).
+        observe(0, unsafe { &*hidden.range(0..seq * h) });
+
+        // 2. Attention, split by heads, exactly as in the row split.
+        {
+            let heads = c.num_heads as usize;
+            // SAFETY: q, k, v are no longer written.
+            let (qr, kr, vr) = unsafe {
+                (
+                    &*q.range(0..seq * h),
+                    &*k.range(0..seq * h),
+                    &*v.range(0..seq * h),
+                )
+            };
+            let args = Attention {
+                seq,
+                heads,
+                head_dim: c.head_dim(),
+                q: qr,
+                k: kr,
+                v: vr,
+                kt,
+                ctx,
+            };
+            par.for_each(&|part, parts| {
+                let hs = split_range(heads, part, parts, 1);
+                if hs.is_empty() {
+                    return;
+                }
+                // SAFETY: each part uses its own `seq * seq` block of `scores`.
+                let sc = unsafe { scores.range(part * seq * seq..(part + 1) * seq * seq) };
+                (kernels.attention)(&args, hs, sc);
+            });
+        }
+
+        // 3. Attention output projection into `q` (free now), then residual + LayerNorm.
+        par.for_each(&|part, parts| {
+            // SAFETY: attention finished writing `ctx`; it is only read here.
+            let x = unsafe { &*ctx.range(0..seq * h) };
+            product(
+                &l.attention_output,
+                x,
+                own_rows(part),
+                &mut None,
+                q,
+                part,
+                parts,
+            );
+        });
+        norm(&l.attention_norm, q);
+        // SAFETY: as above.
+        observe(3, unsafe { &*ctx.range(0..seq * h) });
+
+        // 4. Intermediate projection and activation (on this part's columns of each row).
+        par.for_each(&|part, parts| {
+            // SAFETY: `hidden` is only read during this step.
+            let x = unsafe { &*hidden.range(0..seq * h) };
+            product(
+                &l.intermediate,
+                x,
+                own_rows(part),
+                &mut None,
+                ffn,
+                part,
+                parts,
+            );
+            let cols = l.intermediate.column_share(part, parts);
+            if !cols.is_empty() {
+                // SAFETY: this part's columns, as written just above.
+                let mut view = unsafe { ffn.columns(seq, inter, cols) };
+                for i in 0..seq {
+                    (kernels.activate)(c.activation, view.row(i));
+                }
+            }
+        });
+        // SAFETY: as above.
+        observe(4, unsafe { &*hidden.range(0..seq * h) });
+
+        // 5. Output projection into `q`, then residual + LayerNorm.
+        par.for_each(&|part, parts| {
+            // SAFETY: `ffn` is only read during this step.
+            let x = unsafe { &*ffn.range(0..seq * inter) };
+            product(&l.output, x, own_rows(part), &mut None, q, part, parts);
+        });
+        norm(&l.output_norm, q);
+        // SAFETY: as above.
+        observe(5, unsafe { &*ffn.range(0..seq * inter) });
+    }
+}
+
+/// Inputs up to this many tokens run on several threads by splitting every product by output
+/// columns ([`Encoder::layer_forward_columns`]); longer ones by rows, in blocks of
+/// [`ROW_BLOCK`]. Measured with `bertq bench --threads 2` (BENCHMARKS.md): the column split
+/// wins at 8 and 16 tokens, where row blocks leave each thread a few rows; from about 20 tokens
+/// the row split is as fast or faster, as it moves less data between the cores (a column split
+/// hands every row to the other core before each product).
+pub const COLUMN_SPLIT_MAX_ROWS: usize = 16;
+
 /// `observe(layer, linear, x)`: sees the input of a layer's Linear (see
 /// [`Encoder::forward_observed`]).
 pub type Observer<'f> = dyn FnMut(usize, usize, &[f32]) + 'f;
 
-/// Rows per parallel block: a multiple of every int8 kernel's row tile.
-const ROW_BLOCK: usize = 8;
+/// Rows per parallel block of the row split. Small, so that short inputs split evenly (24
+/// tokens: 12 + 12 rather than 16 + 8); every kernel takes any row count, and an uneven
+/// critical path costs more than a partial row tile.
+const ROW_BLOCK: usize = 4;
 
 /// What a forward pass runs with: the kernel table, the precision, and the parallel executor.
 #[derive(Clone, Copy)]

@@ -13,7 +13,7 @@
 //! full tile's output step is `asm!` too (`store4x16`).
 
 use super::{has_dotprod, padded, sizes_ok, Cols, Raw};
-use crate::kernels::{reference, GemmI8, Kernels, Layout};
+use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
 use core::arch::asm;
 
@@ -36,7 +36,7 @@ crate::kernel_test_suite!(
     std::arch::is_aarch64_feature_detected!("dotprod")
 );
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout == Layout::K4N16 {
         gemm_k4n16(p, out)
     } else {
@@ -45,7 +45,7 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
 }
 
 /// The K4N16 GEMM with SDOT when this CPU has it, else with ARMv8.0 NEON (same results).
-pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
+pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout != Layout::K4N16 || !sizes_ok(p, out) {
         return reference::gemm_i8(p, out);
     }
@@ -60,7 +60,7 @@ pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
 /// # Safety
 /// The CPU must support `dotprod`; `p` and `out` must pass [`sizes_ok`] with layout K4N16.
 #[target_feature(enable = "dotprod")]
-unsafe fn gemm_k4n16_sdot(p: &GemmI8<'_>, out: &mut [f32]) {
+unsafe fn gemm_k4n16_sdot(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(4);
     let steps = k / 16;

@@ -28,7 +28,7 @@
 //! Other layouts go to the reference.
 
 use super::{has_i8mm, padded, sizes_ok, Cols, Raw};
-use crate::kernels::{reference, GemmI8, Kernels, Layout};
+use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
 use core::arch::asm;
 
@@ -47,7 +47,7 @@ pub static I8MM: Kernels = Kernels {
 
 crate::kernel_test_suite!(i8mm_suite, &super::I8MM, super::has_i8mm());
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     match p.w.layout {
         Layout::K8N8 => gemm_k8n8(p, out),
         Layout::K4N16 => gemm_k4n16(p, out),
@@ -58,13 +58,13 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
 /// The K4N16 GEMM with SMMLA (tiles zipped in registers) when this CPU has it, else SDOT/NEON.
 /// A single row (`m = 1`, or the last of `4 q + 1`) goes to SDOT: SMMLA works on two row pairs,
 /// and one row padded to four costs about three times the SDOT row.
-fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout != Layout::K4N16 || !sizes_ok(p, out) || !has_i8mm() || p.m == 1 {
         return super::dotprod::gemm_k4n16(p, out);
     }
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
+    let (m, k) = (p.m, p.w.k);
     let head = if m % 4 == 1 { m - 1 } else { m };
-    let (out_head, out_last) = out.split_at_mut(head * n);
+    let (mut out_head, mut out_last) = out.split_rows(head);
     let part = |rows: core::ops::Range<usize>| GemmI8 {
         m: rows.len(),
         a: &p.a[rows.start * k..rows.end * k],
@@ -73,16 +73,16 @@ fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
     };
     // SAFETY: the CPU has i8mm (checked); `part` keeps rows `0..head` of sizes that passed
     // `sizes_ok`, so they pass it too.
-    unsafe { gemm_k4n16_smmla(&part(0..head), out_head) }
+    unsafe { gemm_k4n16_smmla(&part(0..head), &mut out_head) }
     if head < m {
-        super::dotprod::gemm_k4n16(&part(head..m), &mut out_last[..n]);
+        super::dotprod::gemm_k4n16(&part(head..m), &mut out_last);
     }
 }
 
 /// # Safety
 /// The CPU must support `i8mm`; `p` and `out` must pass [`sizes_ok`] with layout K4N16.
 #[target_feature(enable = "i8mm")]
-unsafe fn gemm_k4n16_smmla(p: &GemmI8<'_>, out: &mut [f32]) {
+unsafe fn gemm_k4n16_smmla(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(4);
     let steps = k / 16;
@@ -125,7 +125,7 @@ unsafe fn gemm_k4n16_smmla(p: &GemmI8<'_>, out: &mut [f32]) {
 }
 
 /// The K8N8 GEMM with SMMLA when this CPU has it, else the reference.
-fn gemm_k8n8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_k8n8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout == Layout::K8N8 && sizes_ok(p, out) && has_i8mm() {
         // SAFETY: the CPU has i8mm (checked) and the sizes were checked.
         unsafe { gemm_k8n8_smmla(p, out) }
@@ -137,7 +137,7 @@ fn gemm_k8n8(p: &GemmI8<'_>, out: &mut [f32]) {
 /// # Safety
 /// The CPU must support `i8mm`; `p` and `out` must pass [`sizes_ok`] with layout K8N8.
 #[target_feature(enable = "i8mm")]
-unsafe fn gemm_k8n8_smmla(p: &GemmI8<'_>, out: &mut [f32]) {
+unsafe fn gemm_k8n8_smmla(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(8);
     let steps = k / 32;

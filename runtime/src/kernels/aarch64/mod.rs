@@ -26,7 +26,7 @@ pub use dotprod::DOTPROD;
 pub use i8mm::I8MM;
 pub use neon::NEON;
 
-use super::{reference, GemmI8, Kernels};
+use super::{reference, GemmI8, Kernels, MatMut};
 use core::arch::aarch64::*;
 
 /// Whether this CPU executes SDOT (runtime detection: the OS's with `std`, the ID registers
@@ -129,18 +129,15 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
 /// Whether every slice of `p` and `out` is long enough for an `[m, n, k]` GEMM in `p.w.layout`.
 /// The kernels read through raw pointers only after this holds (else they call the reference,
 /// which reports the bad input exactly as it would anywhere else).
-pub(crate) fn sizes_ok(p: &GemmI8<'_>, out: &[f32]) -> bool {
+pub(crate) fn sizes_ok(p: &GemmI8<'_>, out: &MatMut<'_>) -> bool {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let (Some(mk), Some(mn), Some(wlen)) = (
-        m.checked_mul(k),
-        m.checked_mul(n),
-        p.w.layout.packed_len(n, k),
-    ) else {
+    let (Some(mk), Some(wlen)) = (m.checked_mul(k), p.w.layout.packed_len(n, k)) else {
         return false;
     };
     p.a.len() >= mk
         && p.a_scales.len() >= m
-        && out.len() >= mn
+        && out.rows() >= m
+        && out.cols() >= n
         && p.w.data.len() >= wlen
         && p.w.scales.len() >= n
         && p.bias.is_none_or(|b| b.len() >= n)
@@ -175,20 +172,22 @@ pub(crate) struct Raw {
     a: *const i8,
     a_scales: *const f32,
     out: *mut f32,
-    n: usize,
+    /// Output row stride (elements).
+    ldc: usize,
     k: usize,
 }
 
 impl Raw {
     /// # Safety
-    /// `p` and `out` must pass [`sizes_ok`] (`Raw` only reads rows `< p.m`, writes `out[..m n]`).
+    /// `p` and `out` must pass [`sizes_ok`] (`Raw` only reads rows `< p.m`, writes columns `< n`
+    /// of output rows `< m`).
     #[inline(always)]
-    pub(crate) unsafe fn new(p: &GemmI8<'_>, out: &mut [f32]) -> Raw {
+    pub(crate) unsafe fn new(p: &GemmI8<'_>, out: &mut MatMut<'_>) -> Raw {
         Raw {
             a: p.a.as_ptr(),
             a_scales: p.a_scales.as_ptr(),
             out: out.as_mut_ptr(),
-            n: p.w.n,
+            ldc: out.ldc(),
             k: p.w.k,
         }
     }
@@ -209,8 +208,8 @@ impl Raw {
     /// `i < m`, `j0 < n`.
     #[inline(always)]
     pub(crate) unsafe fn out_row(&self, i: usize, j0: usize) -> (*mut f32, usize) {
-        // SAFETY: `i n + j0 < m n <= out.len()`.
-        (unsafe { self.out.add(i * self.n + j0) }, 4 * self.n)
+        // SAFETY: row `i < m` of the output view (sizes_ok), column `j0 < n`.
+        (unsafe { self.out.add(i * self.ldc + j0) }, 4 * self.ldc)
     }
 
     /// The activation scales from row `i` on.
@@ -249,11 +248,12 @@ impl Raw {
         acc: &[int32x4_t; 4],
         c: &Cols,
     ) {
-        // SAFETY: `out[i n + j0..i n + j0 + nv]` is inside `out` (sizes_ok: `out.len() >= m n`),
+        // SAFETY: `out[i ldc + j0..i ldc + j0 + nv]` is inside row `i < m` of the output view
+        // (sizes_ok: at least `m` rows of `n` columns),
         // `a_scales[i]` inside `a_scales`; the full-width stores write exactly `nv = 4 V` floats.
         unsafe {
             let a_scale = *self.a_scales.add(i);
-            let out = self.out.add(i * self.n + j0);
+            let out = self.out.add(i * self.ldc + j0);
             let mut r = [vdupq_n_f32(0.0); 4];
             for v in 0..V {
                 let scale = vmulq_n_f32(vld1q_f32(c.scale.as_ptr().add(4 * v)), a_scale);

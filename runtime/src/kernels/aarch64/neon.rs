@@ -17,7 +17,7 @@
 //! tile's output step is `asm!` too (`store2x16`).
 
 use super::{padded, sizes_ok, Cols, Raw};
-use crate::kernels::{reference, GemmI8, Kernels, Layout};
+use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
 use core::arch::asm;
 
@@ -36,7 +36,7 @@ pub static NEON: Kernels = Kernels {
 
 crate::kernel_test_suite!(neon_suite, &super::NEON, true);
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout == Layout::K4N16 {
         gemm_k4n16(p, out)
     } else {
@@ -45,7 +45,7 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
 }
 
 /// The K4N16 GEMM with ARMv8.0 instructions only (also the fallback of the other tables).
-pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
+pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout != Layout::K4N16 || !sizes_ok(p, out) {
         return reference::gemm_i8(p, out);
     }

@@ -19,7 +19,7 @@
 //! so the table needs `std` and Linux; without them it is never selected.
 
 use super::avx512vnni;
-use crate::kernels::{GemmI8, Kernels, Layout};
+use crate::kernels::{GemmI8, Kernels, Layout, MatMut};
 use core::arch::asm;
 use core::arch::x86_64::*;
 
@@ -74,7 +74,7 @@ fn request_tile_data() -> bool {
     ret == 0
 }
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     match (p.w.layout, p.w.row_sums) {
         // Below a full tile of rows (short inputs), AVX-512 VNNI is as fast or faster: the
@@ -86,7 +86,8 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
                 && sums.len() >= n
                 && p.a.len() >= m * k
                 && p.a_scales.len() >= m
-                && out.len() >= m * n
+                && out.rows() >= m
+                && out.cols() >= n
                 && p.w.data.len() >= n.div_ceil(16) * k * 16
                 && p.w.scales.len() >= n
                 && p.bias.is_none_or(|b| b.len() >= n) =>
@@ -145,7 +146,7 @@ impl TileConfig {
 /// AMX must be permitted and AVX-512 present; `k % 64 == 0` and every slice long enough for
 /// `[m, k]` activations, `n` columns of K4N16 weights and a `[m, n]` output (see `gemm_i8`).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn gemm_amx(p: &GemmI8<'_>, sums: &[i32], out: &mut [f32]) {
+unsafe fn gemm_amx(p: &GemmI8<'_>, sums: &[i32], out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let panels = n.div_ceil(16);
     let panel_bytes = k * 16; // k / 4 groups of 64 bytes
@@ -247,7 +248,7 @@ struct Accumulators([[[i32; 16]; 16]; 4]);
 unsafe fn dequantize(
     p: &GemmI8<'_>,
     sums: &[i32],
-    out: &mut [f32],
+    out: &mut MatMut<'_>,
     tile: &[[i32; 16]; 16],
     i0: usize,
     rows: usize,
@@ -275,7 +276,7 @@ unsafe fn dequantize(
             let exact = _mm512_sub_epi32(_mm512_loadu_si512(acc.as_ptr() as *const _), offset);
             let scale = _mm512_mul_ps(_mm512_set1_ps(p.a_scales[i0 + r]), sw);
             let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(exact), scale), bias);
-            _mm512_mask_storeu_ps(out[(i0 + r) * n + col0..].as_mut_ptr(), mask, v);
+            _mm512_mask_storeu_ps(out.row(i0 + r)[col0..].as_mut_ptr(), mask, v);
         }
     }
 }

@@ -35,7 +35,7 @@
 //! that keep their weights in L2 while every row block passes.
 
 use crate::kernels::reference;
-use crate::kernels::{GemmI8, Kernels, Layout};
+use crate::kernels::{GemmI8, Kernels, Layout, MatMut};
 use core::arch::x86_64::*;
 
 pub static AVX2: Kernels = Kernels {
@@ -150,7 +150,7 @@ const KMAX: usize = 1536;
 /// Weight bytes per column block (kept in L2 while every row block of `a` passes).
 const BLOCK_BYTES: usize = 192 * 1024;
 
-fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout == Layout::K4N16 {
         check(p, out);
         // SAFETY: this table is only selected (and only tested) when `available()` holds;
@@ -162,13 +162,17 @@ fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
 }
 
 /// The bounds every unchecked access below relies on.
-fn check(p: &GemmI8<'_>, out: &[f32]) {
+fn check(p: &GemmI8<'_>, out: &MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let padded = Layout::K4N16
         .packed_len(n, k)
         .expect("matrix size overflows");
     assert!(p.w.data.len() >= padded, "packed weights too short");
-    assert!(p.a.len() >= m * k && p.a_scales.len() >= m && out.len() >= m * n);
+    assert!(p.a.len() >= m * k && p.a_scales.len() >= m);
+    assert!(
+        out.rows() >= m && out.cols() >= n,
+        "output smaller than [m, n]"
+    );
     assert!(p.w.scales.len() >= n && p.bias.is_none_or(|b| b.len() >= n));
 }
 
@@ -179,7 +183,7 @@ fn column_block(k: usize) -> usize {
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut [f32]) {
+unsafe fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(4);
     let nb = column_block(k);
@@ -262,7 +266,7 @@ type WidenedTile<const R: usize> =
 #[inline(always)]
 unsafe fn block<const R: usize>(
     p: &GemmI8<'_>,
-    out: &mut [f32],
+    out: &mut MatMut<'_>,
     abuf: &[i16],
     widened: bool,
     i0: usize,
@@ -380,7 +384,7 @@ unsafe fn fold(acc: [__m256i; 2]) -> __m256i {
 #[inline(always)]
 unsafe fn store_sums<const R: usize>(
     p: &GemmI8<'_>,
-    out: &mut [f32],
+    out: &mut MatMut<'_>,
     sums: [__m256i; R],
     i0: usize,
     j: usize,
@@ -388,7 +392,7 @@ unsafe fn store_sums<const R: usize>(
     let n = p.w.n;
     let valid = (n - j).min(8);
     // SAFETY: avx2 is enabled for the caller; full-width loads/stores only when `j + 8 <= n`
-    // (scales, bias and the output row all hold `n` entries, see `check`).
+    // (scales, bias and each output row hold `n` entries, see `check`).
     unsafe {
         if valid == 8 {
             let sw = _mm256_loadu_ps(p.w.scales.as_ptr().add(j));
@@ -399,7 +403,7 @@ unsafe fn store_sums<const R: usize>(
             for (r, s) in sums.iter().enumerate() {
                 let scale = _mm256_mul_ps(_mm256_set1_ps(p.a_scales[i0 + r]), sw);
                 let v = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(*s), scale), bias);
-                _mm256_storeu_ps(out.as_mut_ptr().add((i0 + r) * n + j), v);
+                _mm256_storeu_ps(out.row(i0 + r).as_mut_ptr().add(j), v);
             }
         } else {
             for (r, s) in sums.iter().enumerate() {
@@ -407,7 +411,7 @@ unsafe fn store_sums<const R: usize>(
                 _mm256_storeu_si256(lanes.as_mut_ptr() as *mut _, *s);
                 let i = i0 + r;
                 for (c, &acc) in lanes.iter().enumerate().take(valid) {
-                    out[i * n + j + c] = reference::dequantize(
+                    out.row(i)[j + c] = reference::dequantize(
                         acc,
                         p.a_scales[i],
                         p.w.scales[j + c],
@@ -422,7 +426,7 @@ unsafe fn store_sums<const R: usize>(
 #[inline(always)]
 unsafe fn store<const R: usize>(
     p: &GemmI8<'_>,
-    out: &mut [f32],
+    out: &mut MatMut<'_>,
     acc: [[__m256i; 2]; R],
     i0: usize,
     j: usize,

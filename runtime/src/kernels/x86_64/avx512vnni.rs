@@ -10,7 +10,7 @@
 //! weight loads, 8 broadcast loads, 16 `vpdpbusd`.
 
 use crate::kernels::reference;
-use crate::kernels::{GemmI8, Kernels, Layout};
+use crate::kernels::{GemmI8, Kernels, Layout, MatMut};
 use core::arch::x86_64::*;
 
 pub static AVX512VNNI: Kernels = TABLE;
@@ -131,7 +131,7 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
     }
 }
 
-pub(super) fn gemm_i8(p: &GemmI8<'_>, out: &mut [f32]) {
+pub(super) fn gemm_i8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     match (p.w.layout, p.w.row_sums) {
         (Layout::K4N16, Some(sums)) if sums.len() >= p.w.n => {
             // SAFETY: this table is only selected (and only tested) when `available()` holds,
@@ -160,7 +160,7 @@ fn group(row: &[i8], g: usize) -> i32 {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn gemm_k4n16(p: &GemmI8<'_>, sums: &[i32], out: &mut [f32]) {
+unsafe fn gemm_k4n16(p: &GemmI8<'_>, sums: &[i32], out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let kg = k.div_ceil(4);
     let panels = n.div_ceil(16);
@@ -203,7 +203,7 @@ unsafe fn gemm_k4n16(p: &GemmI8<'_>, sums: &[i32], out: &mut [f32]) {
 unsafe fn tile<const R: usize, const P: usize>(
     p: &GemmI8<'_>,
     sums: &[i32],
-    out: &mut [f32],
+    out: &mut MatMut<'_>,
     i0: usize,
     panel0: usize,
     kg: usize,
@@ -256,7 +256,7 @@ unsafe fn tile<const R: usize, const P: usize>(
                 let exact = _mm512_sub_epi32(acc[r][q], offset);
                 let scale = _mm512_mul_ps(_mm512_set1_ps(p.a_scales[i0 + r]), sw);
                 let v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(exact), scale), bias);
-                let dst = out[(i0 + r) * n + col0..].as_mut_ptr();
+                let dst = out.row(i0 + r)[col0..].as_mut_ptr();
                 _mm512_mask_storeu_ps(dst, mask, v);
             }
         }
