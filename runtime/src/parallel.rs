@@ -111,7 +111,7 @@ pub use pool::ThreadPool;
 mod pool {
     use super::Parallel;
     use std::cell::UnsafeCell;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
     use std::thread::JoinHandle;
 
@@ -130,6 +130,10 @@ mod pool {
         /// Workers that have not finished the current job.
         running: AtomicUsize,
         shutdown: AtomicBool,
+        /// Threads asleep on `start` or `done` (or about to be). A thread that publishes a job
+        /// or finishes the last part takes the lock and notifies only when this is non-zero: on
+        /// the fast path, with every thread spinning, a step costs no system call.
+        sleepers: AtomicUsize,
         /// Sleeping threads wait on these (with `lock`), after spinning.
         lock: Mutex<()>,
         start: Condvar,
@@ -168,6 +172,7 @@ mod pool {
                 generation: AtomicU64::new(0),
                 running: AtomicUsize::new(0),
                 shutdown: AtomicBool::new(false),
+                sleepers: AtomicUsize::new(0),
                 lock: Mutex::new(()),
                 start: Condvar::new(),
                 done: Condvar::new(),
@@ -202,8 +207,24 @@ mod pool {
             }
         }
         let mut guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+        shared.sleepers.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `wake`: either `ready()` below sees the other thread's store,
+        // or that thread sees `sleepers` non-zero and notifies (after this thread waits, as it
+        // must take the lock first).
+        fence(Ordering::SeqCst);
         while !ready() {
             guard = cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        shared.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// After a store that may make a sleeper's `ready()` true: notifies `cv` if any thread
+    /// sleeps (see `wait_until`).
+    fn wake(shared: &Shared, cv: &Condvar) {
+        fence(Ordering::SeqCst);
+        if shared.sleepers.load(Ordering::Relaxed) > 0 {
+            let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            cv.notify_all();
         }
     }
 
@@ -225,10 +246,8 @@ mod pool {
                 unsafe { (*job)(part, parts) };
             }
             if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // The last worker: wake `for_each` if it went to sleep (taking the lock orders
-                // this notification after its check).
-                let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-                shared.done.notify_all();
+                // The last worker: wake `for_each` if it went to sleep.
+                wake(shared, &shared.done);
             }
         }
     }
@@ -254,10 +273,7 @@ mod pool {
             unsafe { *shared.job.get() = Some(erased) };
             shared.running.store(self.threads - 1, Ordering::Relaxed);
             shared.generation.fetch_add(1, Ordering::Release);
-            {
-                let _guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-                shared.start.notify_all();
-            }
+            wake(shared, &shared.start);
             job(0, self.threads);
             wait_until(shared, &shared.done, || {
                 shared.running.load(Ordering::Acquire) == 0
@@ -308,6 +324,23 @@ mod pool {
                 });
             }
             assert_eq!(hits.load(Ordering::Relaxed), 6);
+        }
+
+        #[test]
+        fn a_caller_asleep_on_a_slow_part_wakes_up() {
+            let pool = ThreadPool::new(3).unwrap();
+            let hits = AtomicUsize::new(0);
+            for round in 0..200 {
+                pool.for_each(&|part, _| {
+                    // Every few rounds a worker is slow enough that the caller (and the other
+                    // worker) go to sleep; the rest run back to back on the spinning path.
+                    if part == 1 + round % 2 && round % 20 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    hits.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            assert_eq!(hits.load(Ordering::Relaxed), 600);
         }
     }
 }

@@ -78,10 +78,21 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
         // SAFETY: every load/store covers `row[16c..16c+16]` for c < full, or the masked tail,
         // inside the row (masked-off lanes are not accessed).
         unsafe {
-            let mut m = _mm512_setzero_ps();
-            for c in 0..full {
-                m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(row.as_ptr().add(16 * c))));
+            // Four independent maxima: one chain would wait on `vmaxps`'s latency per vector.
+            let abs_at = |c: usize| _mm512_abs_ps(_mm512_loadu_ps(row.as_ptr().add(16 * c)));
+            let mut acc = [_mm512_setzero_ps(); 4];
+            let mut c = 0;
+            while c + 4 <= full {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_max_ps(*a, abs_at(c + j));
+                }
+                c += 4;
             }
+            while c < full {
+                acc[0] = _mm512_max_ps(acc[0], abs_at(c));
+                c += 1;
+            }
+            let mut m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
             if tail > 0 {
                 let v = _mm512_maskz_loadu_ps(tail_mask, row.as_ptr().add(16 * full));
                 m = _mm512_max_ps(m, _mm512_abs_ps(v));
