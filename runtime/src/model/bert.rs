@@ -1017,11 +1017,11 @@ impl Encoder<'_> {
 
 /// Inputs up to this many tokens run on several threads by splitting every product by output
 /// columns ([`Encoder::layer_forward_columns`]); longer ones by rows, in blocks of
-/// [`ROW_BLOCK`]. Measured with `bertq bench --threads 2` (BENCHMARKS.md): the column split
-/// wins at 8 and 16 tokens, where row blocks leave each thread a few rows; from about 20 tokens
-/// the row split is as fast or faster, as it moves less data between the cores (a column split
-/// hands every row to the other core before each product).
-pub const COLUMN_SPLIT_MAX_ROWS: usize = 16;
+/// [`ROW_BLOCK`]. Measured with `bertq bench --threads 2` against the two-step row split
+/// (BENCHMARKS.md): the column split wins at 4 and 8 tokens, ties at 10 and 16, and loses at
+/// 12 and above, as it moves more data between the cores (every row goes to the other core
+/// before each product) and waits at more step boundaries.
+pub const COLUMN_SPLIT_MAX_ROWS: usize = 10;
 
 /// `observe(layer, linear, x)`: sees the input of a layer's Linear (see
 /// [`Encoder::forward_observed`]).
