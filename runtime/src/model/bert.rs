@@ -705,8 +705,9 @@ impl Buffers {
             ctx: SharedMut::new(&mut s.ctx[..seq * h]),
             ffn: SharedMut::new(&mut s.ffn[..seq * inter]),
             widest: h.max(inter),
-            act_q: SharedMut::new(&mut s.act_q[..seq * h.max(inter)]),
-            act_scales: SharedMut::new(&mut s.act_scales[..seq]),
+            // Whole: the column split gives each part a block of its own (`activation_rows`).
+            act_q: SharedMut::new(&mut *s.act_q),
+            act_scales: SharedMut::new(&mut *s.act_scales),
             kt: SharedMut::new(&mut s.kt[..seq * h]),
             scores: SharedMut::new(&mut *s.scores),
         }
@@ -852,22 +853,23 @@ impl Encoder<'_> {
         s: &mut Scratch<'_>,
         observe: &mut dyn FnMut(usize, &[f32]),
     ) {
-        let c = &self.config;
-        let (h, inter) = (c.hidden_size as usize, c.intermediate_size as usize);
-        let widest = h.max(inter);
+        let b = Buffers::new(&self.config, seq, s);
+        let Buffers {
+            h,
+            inter,
+            widest,
+            activation,
+            hidden,
+            q,
+            k,
+            v,
+            ctx,
+            ffn,
+            act_q,
+            act_scales,
+            ..
+        } = b;
         let (kernels, par) = (exec.kernels, exec.par);
-        let hidden = SharedMut::new(&mut s.hidden[..seq * h]);
-        let (q, k, v) = (
-            SharedMut::new(&mut s.q[..seq * h]),
-            SharedMut::new(&mut s.k[..seq * h]),
-            SharedMut::new(&mut s.v[..seq * h]),
-        );
-        let ctx = SharedMut::new(&mut s.ctx[..seq * h]);
-        let ffn = SharedMut::new(&mut s.ffn[..seq * inter]);
-        let act_q = SharedMut::new(&mut *s.act_q);
-        let act_scales = SharedMut::new(&mut *s.act_scales);
-        let kt = SharedMut::new(&mut s.kt[..seq * h]);
-        let scores = SharedMut::new(&mut *s.scores);
 
         // Part `part`'s own quantized rows (`activation_rows` sized the scratch for them).
         let own_rows = |part: usize| {
@@ -929,36 +931,7 @@ impl Encoder<'_> {
         observe(0, unsafe { &*hidden.range(0..seq * h) });
 
         // 2. Attention, split by heads, exactly as in the row split.
-        {
-            let heads = c.num_heads as usize;
-            // SAFETY: q, k, v are no longer written.
-            let (qr, kr, vr) = unsafe {
-                (
-                    &*q.range(0..seq * h),
-                    &*k.range(0..seq * h),
-                    &*v.range(0..seq * h),
-                )
-            };
-            let args = Attention {
-                seq,
-                heads,
-                head_dim: c.head_dim(),
-                q: qr,
-                k: kr,
-                v: vr,
-                kt,
-                ctx,
-            };
-            par.for_each(&|part, parts| {
-                let hs = split_range(heads, part, parts, 1);
-                if hs.is_empty() {
-                    return;
-                }
-                // SAFETY: each part uses its own `seq * seq` block of `scores`.
-                let sc = unsafe { scores.range(part * seq * seq..(part + 1) * seq * seq) };
-                (kernels.attention)(&args, hs, sc);
-            });
-        }
+        par.for_each(&|part, parts| b.attention(exec, part, parts));
 
         // 3. Attention output projection into `q` (free now), then residual + LayerNorm.
         par.for_each(&|part, parts| {
@@ -996,7 +969,7 @@ impl Encoder<'_> {
                 // SAFETY: this part's columns, as written just above.
                 let mut view = unsafe { ffn.columns(seq, inter, cols) };
                 for i in 0..seq {
-                    (kernels.activate)(c.activation, view.row(i));
+                    (kernels.activate)(activation, view.row(i));
                 }
             }
         });
