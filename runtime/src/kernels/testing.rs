@@ -37,55 +37,110 @@ impl Rng {
 
 pub const LAYOUTS: [Layout; 3] = [Layout::RowMajor, Layout::K4N16, Layout::K8N8];
 
+/// A random int8 GEMM problem: f32 activations `[m, k]`, int8 weights `[n, k]` (row-major and
+/// packed in `layout`), weight scales and biases.
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    layout: Layout,
+    x: Vec<f32>,
+    w: Vec<i8>,
+    w_scales: Vec<f32>,
+    bias: Vec<f32>,
+    packed: Vec<i8>,
+    sums: Vec<i32>,
+}
+
+impl Problem {
+    fn new(layout: Layout, m: usize, n: usize, k: usize, rng: &mut Rng) -> Problem {
+        let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
+        let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
+        let w_scales: Vec<f32> = (0..n).map(|_| rng.f32().abs() * 0.05 + 1e-3).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+        let packed = pack::pack(layout, &w, n, k);
+        let sums = pack::row_sums(&w, n, k);
+        Problem {
+            m,
+            n,
+            k,
+            layout,
+            x,
+            w,
+            w_scales,
+            bias,
+            packed,
+            sums,
+        }
+    }
+
+    /// The weights row-major (what the reference runs) or packed in `layout`.
+    fn weights(&self, packed: bool) -> PackedI8<'_> {
+        let (data, layout) = match packed {
+            true => (&self.packed, self.layout),
+            false => (&self.w, Layout::RowMajor),
+        };
+        PackedI8 {
+            layout,
+            data,
+            scales: &self.w_scales,
+            row_sums: Some(&self.sums),
+            n: self.n,
+            k: self.k,
+        }
+    }
+
+    /// The activations as table `t`'s `quantize_rows` encodes them, and their scales.
+    fn quantized(&self, t: &Kernels) -> (Vec<i8>, Vec<f32>) {
+        let mut q = vec![0i8; self.m * self.k];
+        let mut s = vec![0f32; self.m];
+        (t.quantize_rows)(&self.x, self.k, &mut q, &mut s);
+        (q, s)
+    }
+
+    /// The whole product by table `t`, into a contiguous `[m, n]` output.
+    fn run(&self, t: &Kernels, packed: bool) -> Vec<f32> {
+        let (q, s) = self.quantized(t);
+        let mut out = vec![f32::NAN; self.m * self.n];
+        let p = GemmI8 {
+            m: self.m,
+            a: &q,
+            a_scales: &s,
+            w: self.weights(packed),
+            bias: Some(&self.bias),
+        };
+        (t.gemm_i8)(&p, &mut MatMut::new(&mut out, self.m, self.n));
+        out
+    }
+
+    /// Asserts that `actual` (by `kernels`) equals the reference's `expected`, bit for bit.
+    fn assert_same_bits(&self, kernels: &Kernels, how: &str, expected: &[f32], actual: &[f32]) {
+        let (m, n, k, layout) = (self.m, self.n, self.k, self.layout);
+        for (idx, (e, a)) in expected.iter().zip(actual).enumerate() {
+            assert!(
+                e.to_bits() == a.to_bits(),
+                "{} {layout:?} m={m} n={n} k={k}{how}: out[{}][{}] = {a}, reference {e}",
+                kernels.name,
+                idx / n,
+                idx % n
+            );
+        }
+    }
+}
+
 /// Checks one GEMM of `kernels` against the reference, bit for bit. Activations go through each
 /// table's own `quantize_rows` from the same f32 input, so activation encodings may differ.
 pub fn check_gemm(kernels: &Kernels, layout: Layout, m: usize, n: usize, k: usize, rng: &mut Rng) {
-    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
-    let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
-    let w_scales: Vec<f32> = (0..n).map(|_| rng.f32().abs() * 0.05 + 1e-3).collect();
-    let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-    let packed = pack::pack(layout, &w, n, k);
-    let sums = pack::row_sums(&w, n, k);
-
-    let run = |t: &Kernels, data: &[i8], layout: Layout| {
-        let mut q = vec![0i8; m * k];
-        let mut s = vec![0f32; m];
-        (t.quantize_rows)(&x, k, &mut q, &mut s);
-        let mut out = vec![f32::NAN; m * n];
-        let p = GemmI8 {
-            m,
-            a: &q,
-            a_scales: &s,
-            w: PackedI8 {
-                layout,
-                data,
-                scales: &w_scales,
-                row_sums: Some(&sums),
-                n,
-                k,
-            },
-            bias: Some(&bias),
-        };
-        (t.gemm_i8)(&p, &mut MatMut::new(&mut out, m, n));
-        out
-    };
-    let expected = run(&REFERENCE, &w, Layout::RowMajor);
-    let actual = run(kernels, &packed, layout);
-    for (idx, (e, a)) in expected.iter().zip(&actual).enumerate() {
-        assert!(
-            e.to_bits() == a.to_bits(),
-            "{} {layout:?} m={m} n={n} k={k}: out[{}][{}] = {a}, reference {e}",
-            kernels.name,
-            idx / n,
-            idx % n
-        );
-    }
+    let problem = Problem::new(layout, m, n, k, rng);
+    let expected = problem.run(&REFERENCE, false);
+    let actual = problem.run(kernels, true);
+    problem.assert_same_bits(kernels, "", &expected, &actual);
 }
 
 /// Checks a GEMM computed in column blocks, as the threads of a column split compute it: each
 /// block is `w.rows(..)` (whole panels) writing its columns of the full `[m, n]` output through
-/// a [`MatMut`] of row stride `n`. The result must equal the reference's single GEMM bit for bit, and
-/// a block must leave the other columns alone.
+/// a [`MatMut`] of row stride `n`. The result must equal the reference's single GEMM bit for
+/// bit, and a block must leave the other columns alone.
 pub fn check_gemm_columns(
     kernels: &Kernels,
     layout: Layout,
@@ -94,42 +149,11 @@ pub fn check_gemm_columns(
     k: usize,
     rng: &mut Rng,
 ) {
-    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
-    let w: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
-    let w_scales: Vec<f32> = (0..n).map(|_| rng.f32().abs() * 0.05 + 1e-3).collect();
-    let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-    let packed = pack::pack(layout, &w, n, k);
-    let sums = pack::row_sums(&w, n, k);
-    let matrix = |data, layout| PackedI8 {
-        layout,
-        data,
-        scales: &w_scales,
-        row_sums: Some(&sums),
-        n,
-        k,
-    };
-    let quantized = |t: &Kernels| {
-        let mut q = vec![0i8; m * k];
-        let mut s = vec![0f32; m];
-        (t.quantize_rows)(&x, k, &mut q, &mut s);
-        (q, s)
-    };
-    // The reference: one GEMM, contiguous output.
-    let (rq, rs) = quantized(&REFERENCE);
-    let mut expected = vec![f32::NAN; m * n];
-    (REFERENCE.gemm_i8)(
-        &GemmI8 {
-            m,
-            a: &rq,
-            a_scales: &rs,
-            w: matrix(&w, Layout::RowMajor),
-            bias: Some(&bias),
-        },
-        &mut MatMut::new(&mut expected, m, n),
-    );
+    let problem = Problem::new(layout, m, n, k, rng);
+    let expected = problem.run(&REFERENCE, false);
     // The table under test: blocks of whole panels, split near the middle.
-    let (q, s) = quantized(kernels);
-    let kw = matrix(&packed, layout);
+    let (q, s) = problem.quantized(kernels);
+    let weights = problem.weights(true);
     let panel = layout.tile().0;
     let split = (n / 2).next_multiple_of(panel).min(n);
     let mut actual = vec![f32::NAN; m * n];
@@ -137,13 +161,13 @@ pub fn check_gemm_columns(
         if cols.is_empty() {
             continue;
         }
-        let block = kw.rows(cols.clone()).expect("panel-aligned block");
+        let block = weights.rows(cols.clone()).expect("panel-aligned block");
         let p = GemmI8 {
             m,
             a: &q,
             a_scales: &s,
             w: block,
-            bias: Some(&bias[cols.clone()]),
+            bias: Some(&problem.bias[cols.clone()]),
         };
         // SAFETY: the view covers columns `cols` of the `[m, n]` matrix `actual`, which nothing
         // else touches while the kernel runs.
@@ -165,15 +189,7 @@ pub fn check_gemm_columns(
             }
         }
     }
-    for (idx, (e, a)) in expected.iter().zip(&actual).enumerate() {
-        assert!(
-            e.to_bits() == a.to_bits(),
-            "{} {layout:?} m={m} n={n} k={k} in column blocks: out[{}][{}] = {a}, reference {e}",
-            kernels.name,
-            idx / n,
-            idx % n
-        );
-    }
+    problem.assert_same_bits(kernels, " in column blocks", &expected, &actual);
 }
 
 /// Checks that `quantize_rows` encodes the same values and scales as the reference.

@@ -720,11 +720,10 @@ impl Buffers {
         }
         let h = self.h;
         // SAFETY: row ranges of different parts are disjoint, and the buffers outlive the job.
-        let (x, xq, xs) = unsafe {
+        let (x, (xq, xs)) = unsafe {
             (
                 &*self.hidden.range(r.start * h..r.end * h),
-                self.act_q.range(r.start * self.widest..r.end * self.widest),
-                self.act_scales.range(r.clone()),
+                self.activations(r.clone()),
             )
         };
         // The input scale `xq` holds the hidden states quantized with, once it holds them
@@ -775,24 +774,7 @@ impl Buffers {
     /// The attention output projection of rows `r` (into `q`, free now), then residual and
     /// LayerNorm into `hidden`.
     fn attention_output(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
-        if r.is_empty() {
-            return;
-        }
-        let h = self.h;
-        // SAFETY: disjoint row ranges per part; attention finished writing `ctx`.
-        let (x, xq, xs, out, hid) = unsafe {
-            (
-                &*self.ctx.range(r.start * h..r.end * h),
-                self.act_q.range(r.start * self.widest..r.end * self.widest),
-                self.act_scales.range(r.clone()),
-                self.q.range(r.start * h..r.end * h),
-                self.hidden.range(r.start * h..r.end * h),
-            )
-        };
-        let (kernels, precision) = (exec.kernels, exec.precision);
-        l.attention_output
-            .forward(kernels, precision, x, r.len(), xq, xs, false, out);
-        l.attention_norm.forward(kernels, hid, Some(out));
+        self.project_and_norm(&l.attention_output, &l.attention_norm, self.ctx, exec, r);
     }
 
     /// The intermediate projection of rows `r` and its activation, into `ffn`.
@@ -802,11 +784,10 @@ impl Buffers {
         }
         let (h, inter) = (self.h, self.inter);
         // SAFETY: disjoint row ranges per part.
-        let (x, xq, xs, out) = unsafe {
+        let (x, (xq, xs), out) = unsafe {
             (
                 &*self.hidden.range(r.start * h..r.end * h),
-                self.act_q.range(r.start * self.widest..r.end * self.widest),
-                self.act_scales.range(r.clone()),
+                self.activations(r.clone()),
                 self.ffn.range(r.start * inter..r.end * inter),
             )
         };
@@ -817,24 +798,50 @@ impl Buffers {
 
     /// The output projection of rows `r` (into `q`), then residual and LayerNorm into `hidden`.
     fn output(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
+        self.project_and_norm(&l.output, &l.output_norm, self.ffn, exec, r);
+    }
+
+    /// `lin` on rows `r` of `x` (`lin.k` wide) into `q`, then `hidden = norm(hidden + q)` on
+    /// those rows: the two sublayer outputs of a layer.
+    fn project_and_norm(
+        &self,
+        lin: &Linear<'_>,
+        norm: &LayerNorm<'_>,
+        x: SharedMut<f32>,
+        exec: &Exec<'_>,
+        r: Range<usize>,
+    ) {
         if r.is_empty() {
             return;
         }
-        let (h, inter) = (self.h, self.inter);
-        // SAFETY: disjoint row ranges per part.
-        let (x, xq, xs, out, hid) = unsafe {
+        let (h, k) = (self.h, lin.k);
+        // SAFETY: disjoint row ranges per part; the step before finished writing `x`.
+        let (x, (xq, xs), out, hid) = unsafe {
             (
-                &*self.ffn.range(r.start * inter..r.end * inter),
-                self.act_q.range(r.start * self.widest..r.end * self.widest),
-                self.act_scales.range(r.clone()),
+                &*x.range(r.start * k..r.end * k),
+                self.activations(r.clone()),
                 self.q.range(r.start * h..r.end * h),
                 self.hidden.range(r.start * h..r.end * h),
             )
         };
-        let (kernels, precision) = (exec.kernels, exec.precision);
-        l.output
-            .forward(kernels, precision, x, r.len(), xq, xs, false, out);
-        l.output_norm.forward(kernels, hid, Some(out));
+        lin.forward(exec.kernels, exec.precision, x, r.len(), xq, xs, false, out);
+        norm.forward(exec.kernels, hid, Some(out));
+    }
+
+    /// The quantized-activation rows `r` (at the widest input's stride, so that a part's rows
+    /// are the same bytes whatever product it quantizes for) and their scales.
+    ///
+    /// # Safety
+    /// Parts running at the same time use disjoint `r`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn activations(&self, r: Range<usize>) -> (&mut [i8], &mut [f32]) {
+        // SAFETY: per the caller's contract.
+        unsafe {
+            (
+                self.act_q.range(r.start * self.widest..r.end * self.widest),
+                self.act_scales.range(r),
+            )
+        }
     }
 }
 
@@ -857,7 +864,6 @@ impl Encoder<'_> {
         let Buffers {
             h,
             inter,
-            widest,
             activation,
             hidden,
             q,
@@ -865,22 +871,14 @@ impl Encoder<'_> {
             v,
             ctx,
             ffn,
-            act_q,
-            act_scales,
             ..
         } = b;
         let (kernels, par) = (exec.kernels, exec.par);
 
-        // Part `part`'s own quantized rows (`activation_rows` sized the scratch for them).
-        let own_rows = |part: usize| {
-            // SAFETY: parts use disjoint blocks, each only inside its own job.
-            unsafe {
-                (
-                    act_q.range(part * seq * widest..(part + 1) * seq * widest),
-                    act_scales.range(part * seq..(part + 1) * seq),
-                )
-            }
-        };
+        // Part `part`'s own quantized rows: block `part` of `seq` rows (`activation_rows` sized
+        // the scratch for them).
+        // SAFETY: parts use disjoint blocks, each only inside its own job.
+        let own_rows = |part: usize| unsafe { b.activations(part * seq..(part + 1) * seq) };
         // One product, this part's columns of it: quantize `x` unless `xq` already holds it
         // with this layer's input scale (`held`), then the GEMM into `out` (`[seq, n]`).
         let product = |lin: &Linear<'_>,
