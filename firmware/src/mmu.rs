@@ -140,7 +140,11 @@ pub unsafe fn turn_on() {
         core::arch::asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack))
     };
     let ips = (mmfr0 & 0xf).min(5);
+    // Every field written out, the zero ones too, as the architecture manual lists them.
+    #[allow(clippy::identity_op)]
+    // MAIR attribute 0: Device-nGnRnE; attribute 1: Normal, write-back.
     let mair: u64 = 0x00 | (0xff << 8);
+    #[allow(clippy::identity_op)]
     let tcr: u64 = 25 // T0SZ: 39-bit addresses
         | (0b01 << 8) // IRGN0: write-back, write-allocate
         | (0b01 << 10) // ORGN0

@@ -12,7 +12,8 @@
 //! (k % 16) runs one more step over zero-padded copies of the rows' and the panel's tails. A
 //! full tile's output step is `asm!` too (`store4x16`).
 
-use super::{has_dotprod, padded, sizes_ok, Cols, Raw};
+use super::gemm::{gemm, sizes_ok, tile_asm, Acc, Block, MicroKernel};
+use super::has_dotprod;
 use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -61,113 +62,67 @@ pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
 /// The CPU must support `dotprod`; `p` and `out` must pass [`sizes_ok`] with layout K4N16.
 #[target_feature(enable = "dotprod")]
 unsafe fn gemm_k4n16_sdot(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let kg = k.div_ceil(4);
-    let steps = k / 16;
-    let tail_groups = kg - 4 * steps;
-    // SAFETY: the sizes were checked (contract).
-    let raw = unsafe { Raw::new(p, out) };
-    for (panel, j0) in (0..n).step_by(16).enumerate() {
-        let base = panel * kg * 64;
-        let panel_data = &p.w.data[base..base + kg * 64];
-        let b_tail: Option<[i8; 256]> =
-            (tail_groups > 0).then(|| padded(&panel_data[256 * steps..]));
-        let t = Tile {
-            raw: &raw,
-            j0,
-            nv: (n - j0).min(16),
-            cols: Cols::load(p, j0),
-            b: panel_data.as_ptr(),
-            steps,
-            b_tail: b_tail.as_ref(),
-        };
-        let mut i = 0;
-        // SAFETY: dotprod is present (contract); every row passed is below m.
-        unsafe {
-            while i + 4 <= m {
-                t.rows::<4>(i);
-                i += 4;
-            }
-            match m - i {
-                3 => t.rows::<3>(i),
-                2 => t.rows::<2>(i),
-                1 => t.rows::<1>(i),
-                _ => {}
-            }
-        }
-    }
+    // SAFETY: forwarded; this function has the dot product instructions.
+    unsafe { gemm::<Sdot>(p, out) }
 }
 
-/// One 16-column panel: `steps` full 16-k steps from `b`, then the zero-padded k tail.
-struct Tile<'a> {
-    raw: &'a Raw,
-    j0: usize,
-    nv: usize,
-    cols: Cols,
-    b: *const i8,
-    steps: usize,
-    b_tail: Option<&'a [i8; 256]>,
-}
+/// The SDOT micro-kernel: 4 rows x 16 columns; `acc[4 r + q]` holds columns `4 q..4 q + 4` of
+/// row `r`.
+struct Sdot;
 
-impl Tile<'_> {
-    /// Rows `i0..i0 + R` of the panel.
-    ///
-    /// # Safety
-    /// Only inlined into a `dotprod` function (it emits SDOT); `i0 + R <= m`.
+// SAFETY: `kloop` reads `16 steps` bytes per row and `256 steps` per panel, `store` writes the
+// tile's rows and `nv` columns (the contracts of `kloop4`, `step` and `store4x16`).
+unsafe impl MicroKernel for Sdot {
+    const LAYOUT: Layout = Layout::K4N16;
+    const ROWS: usize = 4;
+    const K_STEP: usize = 16;
+
     #[inline(always)]
-    unsafe fn rows<const R: usize>(&self, i0: usize) {
-        // SAFETY: NEON is baseline; zeroing registers only.
-        let mut acc = unsafe { [[vdupq_n_s32(0); 4]; 4] };
-        // SAFETY: rows `i0..i0 + R` exist; `steps = k / 16` steps read the first `16 steps`
-        // bytes of each row and the first `256 steps` bytes of the panel (`4 steps <= kg` groups
-        // of 64 bytes); the tail step reads 16-byte and 256-byte stack buffers (zero past k, so
-        // the padding adds 0); dotprod is present (caller).
+    unsafe fn kloop(
+        acc: &mut Acc,
+        a: [*const i8; 4],
+        rows: usize,
+        b: [*const i8; 2],
+        _panels: usize,
+        steps: usize,
+    ) {
+        // SAFETY: forwarded from the caller (one K4N16 panel per block; dotprod present).
         unsafe {
-            if self.steps > 0 {
-                let a = core::array::from_fn(|r| self.raw.row(i0 + r.min(R - 1)));
-                kloop::<R>(&mut acc, a, self.b, self.steps);
+            match rows {
+                4 => kloop4(acc, a, b[0], steps),
+                3 => steps_of::<3>(acc, a, b[0], steps),
+                2 => steps_of::<2>(acc, a, b[0], steps),
+                _ => steps_of::<1>(acc, a, b[0], steps),
             }
-            if let Some(b_tail) = self.b_tail {
-                let tails: [[i8; 16]; R] =
-                    core::array::from_fn(|r| self.raw.row_tail(i0 + r, 16 * self.steps));
-                let a = core::array::from_fn(|r| tails[r.min(R - 1)].as_ptr());
-                kloop::<R>(&mut acc, a, b_tail.as_ptr(), 1);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &Acc, block: &Block<'_>, i0: usize, rows: usize) {
+        // SAFETY: rows `i0..i0 + rows` and the block's columns exist (caller).
+        unsafe {
+            if rows == 4 && block.nv == 16 {
+                return store4x16(acc, block, i0);
             }
-            if R == 4 && self.nv == 16 {
-                store4x16(&acc, self.raw, i0, self.j0, &self.cols);
-            } else {
-                for (r, acc) in acc.iter().enumerate().take(R) {
-                    self.raw
-                        .store::<4>(i0 + r, self.j0, self.nv, acc, &self.cols);
-                }
+            for r in 0..rows {
+                let sums = [acc[4 * r], acc[4 * r + 1], acc[4 * r + 2], acc[4 * r + 3]];
+                block.store_row::<4>(i0 + r, &sums);
             }
         }
     }
 }
 
-/// `steps` x 16 k of rows `a[..R]` x 16 columns into `acc[..R]`: the `asm!` loop for 4 rows,
-/// the intrinsics step for fewer.
+/// `steps` x 16 k of rows `a[..R]` (the leftover rows of a block) with the intrinsics step.
 ///
 /// # Safety
 /// `16 steps` readable bytes at each `a[..R]`, `256 steps` at `b`; only inlined into a
 /// `dotprod` function.
 #[inline(always)]
-unsafe fn kloop<const R: usize>(
-    acc: &mut [[int32x4_t; 4]; 4],
-    a: [*const i8; 4],
-    b: *const i8,
-    steps: usize,
-) {
+unsafe fn steps_of<const R: usize>(acc: &mut Acc, a: [*const i8; 4], b: *const i8, steps: usize) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        if R == 4 {
-            if steps > 0 {
-                kloop4(acc, a, b, steps);
-            }
-        } else {
-            for s in 0..steps {
-                step::<R>(acc, &a.map(|p| p.add(16 * s)), b.add(256 * s));
-            }
+        for s in 0..steps {
+            step::<R>(acc, &a.map(|p| p.add(16 * s)), b.add(256 * s));
         }
     }
 }
@@ -192,7 +147,7 @@ macro_rules! sdot {
 /// # Safety
 /// 16 readable bytes at each `a[r]`, 256 at `b`; only inlined into a `dotprod` function.
 #[inline(always)]
-unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 4]; 4], a: &[*const i8; 4], b: *const i8) {
+unsafe fn step<const R: usize>(acc: &mut Acc, a: &[*const i8; 4], b: *const i8) {
     // SAFETY: the reads stay inside the ranges the caller guarantees; SDOT is available.
     unsafe {
         let x: [int8x16_t; R] = core::array::from_fn(|r| vld1q_s8(a[r]));
@@ -200,10 +155,10 @@ unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 4]; 4], a: &[*const i8; 4]
             ($g:literal) => {
                 let w = vld1q_s8_x4(b.add(64 * $g));
                 for r in 0..R {
-                    sdot!(acc[r][0], w.0, x[r], $g);
-                    sdot!(acc[r][1], w.1, x[r], $g);
-                    sdot!(acc[r][2], w.2, x[r], $g);
-                    sdot!(acc[r][3], w.3, x[r], $g);
+                    sdot!(acc[4 * r], w.0, x[r], $g);
+                    sdot!(acc[4 * r + 1], w.1, x[r], $g);
+                    sdot!(acc[4 * r + 2], w.2, x[r], $g);
+                    sdot!(acc[4 * r + 3], w.3, x[r], $g);
                 }
             };
         }
@@ -222,11 +177,13 @@ unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 4]; 4], a: &[*const i8; 4]
 /// `16 steps` readable bytes at each `a[r]`, `256 steps` at `b`; only inlined into a
 /// `dotprod` function.
 #[inline(always)]
-unsafe fn kloop4(acc: &mut [[int32x4_t; 4]; 4], a: [*const i8; 4], b: *const i8, steps: usize) {
+unsafe fn kloop4(acc: &mut Acc, a: [*const i8; 4], b: *const i8, steps: usize) {
     // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
     // only the declared registers; SDOT is available.
     unsafe {
-        asm!(
+        tile_asm!(
+            inout acc,
+            options(nostack, readonly),
             "2:",
             "ldr q0, [{a0}], #16",
             "ldr q1, [{a1}], #16",
@@ -308,35 +265,6 @@ unsafe fn kloop4(acc: &mut [[int32x4_t; 4]; 4], a: [*const i8; 4], b: *const i8,
             a3 = inout(reg) a[3] => _,
             b = inout(reg) b => _,
             n = inout(reg) steps => _,
-            inout("v16") acc[0][0],
-            inout("v17") acc[0][1],
-            inout("v18") acc[0][2],
-            inout("v19") acc[0][3],
-            inout("v20") acc[1][0],
-            inout("v21") acc[1][1],
-            inout("v22") acc[1][2],
-            inout("v23") acc[1][3],
-            inout("v24") acc[2][0],
-            inout("v25") acc[2][1],
-            inout("v26") acc[2][2],
-            inout("v27") acc[2][3],
-            inout("v28") acc[3][0],
-            inout("v29") acc[3][1],
-            inout("v30") acc[3][2],
-            inout("v31") acc[3][3],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            options(nostack, readonly),
         );
     }
 }
@@ -346,14 +274,16 @@ unsafe fn kloop4(acc: &mut [[int32x4_t; 4]; 4], a: [*const i8; 4], b: *const i8,
 /// bias (no FMLA), then one `ST1` (x4) per row.
 ///
 /// # Safety
-/// Rows `i0..i0 + 4` and columns `j0..j0 + 16` exist.
+/// Rows `i0..i0 + 4` and the block's 16 columns exist.
 #[inline(always)]
-unsafe fn store4x16(acc: &[[int32x4_t; 4]; 4], raw: &Raw, i0: usize, j0: usize, c: &Cols) {
+unsafe fn store4x16(acc: &Acc, block: &Block<'_>, i0: usize) {
     // SAFETY: reads the 16 scales and biases of `c` and the row scales `i0..`, writes 16 floats
     // of each output row (rows and columns in range: caller); only declared registers change.
     unsafe {
-        let (out, stride) = raw.out_row(i0, j0);
-        asm!(
+        let (out, stride) = block.raw.out_row(i0, block.j0);
+        tile_asm!(
+            in acc,
+            options(nostack),
             "ld1 {{v0.4s-v3.4s}}, [{scale}]",
             "ld1 {{v4.4s-v7.4s}}, [{bias}]",
             "ld1 {{v15.4s}}, [{asc}]",
@@ -425,44 +355,11 @@ unsafe fn store4x16(acc: &[[int32x4_t; 4]; 4], raw: &Raw, i0: usize, j0: usize, 
             "fmul v11.4s, v11.4s, v12.4s",
             "fadd v11.4s, v11.4s, v7.4s",
             "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
-            scale = in(reg) c.scale.as_ptr(),
-            bias = in(reg) c.bias.as_ptr(),
-            asc = in(reg) raw.a_scales(i0),
+            scale = in(reg) block.cols.scale.as_ptr(),
+            bias = in(reg) block.cols.bias.as_ptr(),
+            asc = in(reg) block.raw.a_scales(i0),
             out = inout(reg) out => _,
             stride = in(reg) stride,
-            in("v16") acc[0][0],
-            in("v17") acc[0][1],
-            in("v18") acc[0][2],
-            in("v19") acc[0][3],
-            in("v20") acc[1][0],
-            in("v21") acc[1][1],
-            in("v22") acc[1][2],
-            in("v23") acc[1][3],
-            in("v24") acc[2][0],
-            in("v25") acc[2][1],
-            in("v26") acc[2][2],
-            in("v27") acc[2][3],
-            in("v28") acc[3][0],
-            in("v29") acc[3][1],
-            in("v30") acc[3][2],
-            in("v31") acc[3][3],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack),
         );
     }
 }

@@ -27,7 +27,8 @@
 //! gains from any model file ([`kloop_k4n16`]). K8N8 files remain the fastest (26).
 //! Other layouts go to the reference.
 
-use super::{has_i8mm, padded, sizes_ok, Cols, Raw};
+use super::gemm::{gemm, sizes_ok, tile_asm, Acc, Block, MicroKernel};
+use super::has_i8mm;
 use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -83,45 +84,8 @@ fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
 /// The CPU must support `i8mm`; `p` and `out` must pass [`sizes_ok`] with layout K4N16.
 #[target_feature(enable = "i8mm")]
 unsafe fn gemm_k4n16_smmla(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let kg = k.div_ceil(4);
-    let steps = k / 16;
-    let tail_groups = kg - 4 * steps;
-    // SAFETY: the sizes were checked (contract).
-    let raw = unsafe { Raw::new(p, out) };
-    // A K4N16 panel is 16 columns wide in memory (zero-padded past `n`), so every panel is a
-    // full 4 x 16 tile; `nv` limits what is stored.
-    for (panel, j0) in (0..n).step_by(16).enumerate() {
-        let base = panel * kg * 64;
-        let panel_data = &p.w.data[base..base + kg * 64];
-        let b_tail: Option<[[i8; 256]; 2]> =
-            (tail_groups > 0).then(|| [padded(&panel_data[256 * steps..]), [0; 256]]);
-        let t = Tile {
-            raw: &raw,
-            j0,
-            nv: (n - j0).min(16),
-            cols: Cols::load(p, j0),
-            b: [panel_data.as_ptr(); 2],
-            steps,
-            b_tail: b_tail.as_ref(),
-        };
-        let mut i = 0;
-        // SAFETY: i8mm is present (contract); every row index is below m. Leftover rows are
-        // repeated to fill the two pairs and stored once.
-        unsafe {
-            while i + 4 <= m {
-                t.rows_k4n16([i, i + 1, i + 2, i + 3], 4);
-                i += 4;
-            }
-            match m - i {
-                3 => t.rows_k4n16([i, i + 1, i + 2, i + 2], 3),
-                2 => t.rows_k4n16([i, i + 1, i, i + 1], 2),
-                // Not reached through `gemm_k4n16` (a last single row goes to SDOT).
-                1 => t.rows_k4n16([i, i, i, i], 1),
-                _ => {}
-            }
-        }
-    }
+    // SAFETY: forwarded; this function has the SMMLA instructions.
+    unsafe { gemm::<SmmlaK4N16>(p, out) }
 }
 
 /// The K8N8 GEMM with SMMLA when this CPU has it, else the reference.
@@ -138,167 +102,144 @@ fn gemm_k8n8(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
 /// The CPU must support `i8mm`; `p` and `out` must pass [`sizes_ok`] with layout K8N8.
 #[target_feature(enable = "i8mm")]
 unsafe fn gemm_k8n8_smmla(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let kg = k.div_ceil(8);
-    let steps = k / 32;
-    let tail_groups = kg - 4 * steps;
-    let panels = n.div_ceil(8);
-    // SAFETY: the sizes were checked (contract).
-    let raw = unsafe { Raw::new(p, out) };
-    let mut panel = 0;
-    while panel < panels {
-        let np = if panel + 1 < panels { 2 } else { 1 };
-        let j0 = panel * 8;
-        // Panel `panel + q` (the last panel twice when it is alone).
-        let data = |q: usize| {
-            let base = (panel + q.min(np - 1)) * kg * 64;
-            &p.w.data[base..base + kg * 64]
-        };
-        let (d0, d1) = (data(0), data(1));
-        let b_tail: Option<[[i8; 256]; 2]> =
-            (tail_groups > 0).then(|| [padded(&d0[256 * steps..]), padded(&d1[256 * steps..])]);
-        let t = Tile {
-            raw: &raw,
-            j0,
-            nv: (n - j0).min(8 * np),
-            cols: Cols::load(p, j0),
-            b: [d0.as_ptr(), d1.as_ptr()],
-            steps,
-            b_tail: b_tail.as_ref(),
-        };
-        // SAFETY: i8mm is present (contract).
+    // SAFETY: forwarded; this function has the SMMLA instructions.
+    unsafe { gemm::<SmmlaK8N8>(p, out) }
+}
+
+/// The SMMLA micro-kernel on K8N8 panels: 4 rows (2 pairs) x 16 columns (2 panels of 8, or 1
+/// in the last block); pair `pr`'s 2x2 tile of columns `2 t`, `2 t + 1` is
+/// `acc[4 panels pr + t]`. Up to 2 rows run as one pair with the intrinsics step; a third row
+/// is paired with itself.
+struct SmmlaK8N8;
+
+// SAFETY: `kloop` reads `32 steps` bytes per row and `256 steps` per panel, `store` writes the
+// tile's rows and `nv` columns (the contracts of the loops, `step` and `store_pairs`).
+unsafe impl MicroKernel for SmmlaK8N8 {
+    const LAYOUT: Layout = Layout::K8N8;
+    const ROWS: usize = 4;
+    const K_STEP: usize = 32;
+
+    #[inline(always)]
+    unsafe fn kloop(
+        acc: &mut Acc,
+        a: [*const i8; 4],
+        rows: usize,
+        b: [*const i8; 2],
+        panels: usize,
+        steps: usize,
+    ) {
+        // SAFETY: forwarded from the caller; i8mm is present.
         unsafe {
-            if np == 2 {
-                t.all_rows::<2>(m);
-            } else {
-                t.all_rows::<1>(m);
+            match (rows > 2, panels == 2) {
+                (true, true) => kloop_4x16(acc, a, b, steps),
+                (true, false) => kloop_4x8(acc, a, b[0], steps),
+                (false, true) => pair_steps::<2>(acc, a, b, steps),
+                (false, false) => pair_steps::<1>(acc, a, b, steps),
             }
         }
-        panel += np;
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &Acc, block: &Block<'_>, i0: usize, rows: usize) {
+        // SAFETY: rows `i0..i0 + rows` and the block's columns exist (caller).
+        unsafe {
+            if block.panels == 2 {
+                if rows == 4 && block.nv == 16 {
+                    return store4x16(acc, block, i0);
+                }
+                store_pairs::<4>(acc, block, i0, rows);
+            } else {
+                store_pairs::<2>(acc, block, i0, rows);
+            }
+        }
     }
 }
 
-/// `NP` panels of 8 columns from `j0`: `steps` full 32-k steps from `b`, then the k tail.
-struct Tile<'a> {
-    raw: &'a Raw,
-    j0: usize,
-    nv: usize,
-    cols: Cols,
+/// `steps` x 32 k of the row pair `(a[0], a[1])` x `NP` panels with the intrinsics step.
+///
+/// # Safety
+/// `32 steps` readable bytes at `a[0]` and `a[1]`, `256 steps` at `b[..NP]`; only inlined
+/// into an `i8mm` function.
+#[inline(always)]
+unsafe fn pair_steps<const NP: usize>(
+    acc: &mut Acc,
+    a: [*const i8; 4],
     b: [*const i8; 2],
     steps: usize,
-    b_tail: Option<&'a [[i8; 256]; 2]>,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        for s in 0..steps {
+            step::<NP>(
+                acc,
+                a[0].add(32 * s),
+                a[1].add(32 * s),
+                b.map(|p| p.add(256 * s)),
+            );
+        }
+    }
 }
 
-impl Tile<'_> {
-    /// # Safety
-    /// Only inlined into an `i8mm` function (it emits SMMLA).
-    #[inline(always)]
-    unsafe fn all_rows<const NP: usize>(&self, m: usize) {
-        let mut i = 0;
-        // SAFETY: i8mm present (caller); every row index is below m.
-        unsafe {
-            while i + 4 <= m {
-                self.rows::<2, NP>([i, i + 1, i + 2, i + 3], 4);
-                i += 4;
-            }
-            match m - i {
-                3 => self.rows::<2, NP>([i, i + 1, i + 2, i + 2], 3),
-                2 => self.rows::<1, NP>([i, i + 1, i + 1, i + 1], 2),
-                1 => self.rows::<1, NP>([i, i, i, i], 1),
-                _ => {}
-            }
-        }
-    }
+/// The SMMLA micro-kernel on K4N16 panels (the default file layout), tiles zipped in registers
+/// ([`kloop_k4n16`]): 4 rows (2 pairs, a third row paired with itself, 2 rows computed twice)
+/// x 16 columns; pair `pr`'s tile of columns `2 t`, `2 t + 1` is `acc[8 pr + t]`.
+struct SmmlaK4N16;
 
-    /// Rows `idx[..2 P]` (pairs `(idx[0], idx[1])`, `(idx[2], idx[3])`); the first `valid` are
-    /// stored (a row paired with itself to fill a pair is computed twice, stored once).
-    ///
-    /// # Safety
-    /// Only inlined into an `i8mm` function; every `idx[r] < m`.
-    #[inline(always)]
-    unsafe fn rows<const P: usize, const NP: usize>(&self, idx: [usize; 4], valid: usize) {
-        // SAFETY: NEON is baseline; zeroing registers only.
-        let mut acc = unsafe { [[vdupq_n_s32(0); 8]; 2] };
-        // SAFETY: the rows exist; `steps = k / 32` steps read the first `32 steps` bytes of each
-        // row and the first `256 steps` bytes of each panel (`4 steps <= kg` groups of 64
-        // bytes); the tail step reads 32-byte and 256-byte stack buffers (zero past k, so the
-        // padding adds 0); i8mm is present (caller).
-        unsafe {
-            if self.steps > 0 {
-                let a = idx.map(|i| self.raw.row(i));
-                kloop::<P, NP>(&mut acc, a, self.b, self.steps);
-            }
-            if let Some(b_tail) = self.b_tail {
-                let tails: [[i8; 32]; 4] = idx.map(|i| self.raw.row_tail(i, 32 * self.steps));
-                let a = core::array::from_fn(|r| tails[r].as_ptr());
-                kloop::<P, NP>(&mut acc, a, [b_tail[0].as_ptr(), b_tail[1].as_ptr()], 1);
-            }
-            self.store::<P, NP>(&acc, idx, valid);
-        }
-    }
+// SAFETY: `kloop` reads `16 steps` bytes per row and `256 steps` per panel, `store` writes the
+// tile's rows and `nv` columns (the contracts of `kloop_k4n16` and `store_pairs`).
+unsafe impl MicroKernel for SmmlaK4N16 {
+    const LAYOUT: Layout = Layout::K4N16;
+    const ROWS: usize = 4;
+    const K_STEP: usize = 16;
 
-    /// Rows `idx` of a K4N16 panel (two row pairs, 16 columns): `steps` x 16 k, then the tail.
-    ///
-    /// # Safety
-    /// Only inlined into an `i8mm` function; every `idx[r] < m`; `self.b[0]` is a K4N16 panel.
     #[inline(always)]
-    unsafe fn rows_k4n16(&self, idx: [usize; 4], valid: usize) {
-        // SAFETY: NEON is baseline; zeroing registers only.
-        let mut acc = unsafe { [[vdupq_n_s32(0); 8]; 2] };
-        // SAFETY: the rows exist; `steps = k / 16` steps read the first `16 steps` bytes of each
-        // row and the first `256 steps` bytes of the panel (`4 steps <= kg` groups of 64 bytes);
-        // the tail step reads 16 of the 32-byte row copies and a 256-byte panel copy (zero past
-        // k, so the padding adds 0); i8mm is present (caller).
-        unsafe {
-            if self.steps > 0 {
-                let a = idx.map(|i| self.raw.row(i));
-                kloop_k4n16(&mut acc, a, self.b[0], self.steps);
-            }
-            if let Some(b_tail) = self.b_tail {
-                let tails: [[i8; 32]; 4] = idx.map(|i| self.raw.row_tail(i, 16 * self.steps));
-                let a = core::array::from_fn(|r| tails[r].as_ptr());
-                kloop_k4n16(&mut acc, a, b_tail[0].as_ptr(), 1);
-            }
-            self.store::<2, 2>(&acc, idx, valid);
-        }
-    }
-
-    /// Stores the 2x2 tiles of `P` row pairs x `NP` 8-column halves: rows `idx[..valid]`.
-    ///
-    /// # Safety
-    /// Every `idx[r] < m`; columns `j0..j0 + nv` exist.
-    #[inline(always)]
-    unsafe fn store<const P: usize, const NP: usize>(
-        &self,
-        acc: &[[int32x4_t; 8]; 2],
-        idx: [usize; 4],
-        valid: usize,
+    unsafe fn kloop(
+        acc: &mut Acc,
+        a: [*const i8; 4],
+        _rows: usize,
+        b: [*const i8; 2],
+        _panels: usize,
+        steps: usize,
     ) {
-        // SAFETY: rows and columns in range (caller).
+        // SAFETY: forwarded from the caller; i8mm is present. Rows past `rows` repeat the
+        // last, so the two pairs are always real rows.
+        unsafe { kloop_k4n16(acc, a, b[0], steps) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &Acc, block: &Block<'_>, i0: usize, rows: usize) {
+        // SAFETY: rows `i0..i0 + rows` and the block's columns exist (caller).
         unsafe {
-            if P == 2 && NP == 2 && valid == 4 && self.nv == 16 {
-                // Rows idx[0]..idx[0] + 4 (consecutive when all 4 are valid).
-                return store4x16(acc, self.raw, idx[0], self.j0, &self.cols);
+            if rows == 4 && block.nv == 16 {
+                return store4x16(acc, block, i0);
             }
-            for (pr, acc) in acc.iter().enumerate().take(P) {
-                // Row 2pr is the low half of every 2x2 tile, row 2pr+1 the high half.
-                let s = |v: int32x4_t| vreinterpretq_s64_s32(v);
-                let u1 =
-                    |x: usize| vreinterpretq_s32_s64(vuzp1q_s64(s(acc[2 * x]), s(acc[2 * x + 1])));
-                let u2 =
-                    |x: usize| vreinterpretq_s32_s64(vuzp2q_s64(s(acc[2 * x]), s(acc[2 * x + 1])));
-                let rows = [[u1(0), u1(1), u1(2), u1(3)], [u2(0), u2(1), u2(2), u2(3)]];
-                for (h, sums) in rows.iter().enumerate() {
-                    let r = 2 * pr + h;
-                    if r < valid {
-                        if NP == 2 {
-                            self.raw
-                                .store::<4>(idx[r], self.j0, self.nv, sums, &self.cols);
-                        } else {
-                            self.raw
-                                .store::<2>(idx[r], self.j0, self.nv, sums, &self.cols);
-                        }
-                    }
+            store_pairs::<4>(acc, block, i0, rows);
+        }
+    }
+}
+
+/// Output rows `i0..i0 + rows` from the 2x2 tiles of `V` column quads: pair `pr`'s tile of
+/// columns `2 t`, `2 t + 1` in `acc[2 V pr + t]`, row `2 pr` its low half, `2 pr + 1` its high.
+///
+/// # Safety
+/// Rows `i0..i0 + rows` and the block's `nv <= 4 V` columns exist.
+#[inline(always)]
+unsafe fn store_pairs<const V: usize>(acc: &Acc, block: &Block<'_>, i0: usize, rows: usize) {
+    // SAFETY: NEON is baseline; rows and columns in range (caller).
+    unsafe {
+        let s = |v: int32x4_t| vreinterpretq_s64_s32(v);
+        for pr in 0..rows.div_ceil(2) {
+            let tile = |t: usize| s(acc[2 * V * pr + t]);
+            let low = |x: usize| vreinterpretq_s32_s64(vuzp1q_s64(tile(2 * x), tile(2 * x + 1)));
+            let high = |x: usize| vreinterpretq_s32_s64(vuzp2q_s64(tile(2 * x), tile(2 * x + 1)));
+            let zero = vdupq_n_s32(0);
+            let sums = [
+                core::array::from_fn(|x| if x < V { low(x) } else { zero }),
+                core::array::from_fn(|x| if x < V { high(x) } else { zero }),
+            ];
+            for (h, sums) in sums.iter().enumerate() {
+                if 2 * pr + h < rows {
+                    block.store_row::<V>(i0 + 2 * pr + h, sums);
                 }
             }
         }
@@ -318,50 +259,13 @@ macro_rules! smmla {
     };
 }
 
-/// `steps` x 32 k of `P` row pairs x `NP` panels: the `asm!` loops for 2 pairs, the intrinsics
-/// step for 1.
-///
-/// # Safety
-/// `32 steps` readable bytes at `a[..2 P]`, `256 steps` at `b[..NP]`; only inlined into an
-/// `i8mm` function.
-#[inline(always)]
-unsafe fn kloop<const P: usize, const NP: usize>(
-    acc: &mut [[int32x4_t; 8]; 2],
-    a: [*const i8; 4],
-    b: [*const i8; 2],
-    steps: usize,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        if P == 2 && NP == 2 {
-            kloop_4x16(acc, a, b, steps);
-        } else if P == 2 {
-            kloop_4x8(acc, a, b[0], steps);
-        } else {
-            for s in 0..steps {
-                step::<NP>(
-                    acc,
-                    a[0].add(32 * s),
-                    a[1].add(32 * s),
-                    b.map(|p| p.add(256 * s)),
-                );
-            }
-        }
-    }
-}
-
-/// 32 k of one row pair `(a0, a1)` x `NP` panels: `acc[0][4 np + c]` is the 2x2 tile of columns
+/// 32 k of one row pair `(a0, a1)` x `NP` panels: `acc[4 np + c]` is the 2x2 tile of columns
 /// `8 np + 2 c`, `8 np + 2 c + 1`.
 ///
 /// # Safety
 /// 32 readable bytes at `a0` and `a1`, 256 at `b[..NP]`; only inlined into an `i8mm` function.
 #[inline(always)]
-unsafe fn step<const NP: usize>(
-    acc: &mut [[int32x4_t; 8]; 2],
-    a0: *const i8,
-    a1: *const i8,
-    b: [*const i8; 2],
-) {
+unsafe fn step<const NP: usize>(acc: &mut Acc, a0: *const i8, a1: *const i8, b: [*const i8; 2]) {
     // SAFETY: the reads stay inside the ranges the caller guarantees; SMMLA is available.
     unsafe {
         let t = vld4q_dup_s64(a0 as *const i64);
@@ -370,10 +274,10 @@ unsafe fn step<const NP: usize>(
         macro_rules! group {
             ($np:literal, $g:literal) => {
                 let w = vld1q_s8_x4(b[$np].add(64 * $g));
-                smmla!(acc[0][4 * $np], x[$g], w.0);
-                smmla!(acc[0][4 * $np + 1], x[$g], w.1);
-                smmla!(acc[0][4 * $np + 2], x[$g], w.2);
-                smmla!(acc[0][4 * $np + 3], x[$g], w.3);
+                smmla!(acc[4 * $np], x[$g], w.0);
+                smmla!(acc[4 * $np + 1], x[$g], w.1);
+                smmla!(acc[4 * $np + 2], x[$g], w.2);
+                smmla!(acc[4 * $np + 3], x[$g], w.3);
             };
         }
         group!(0, 0);
@@ -398,16 +302,13 @@ unsafe fn step<const NP: usize>(
 /// `32 steps` readable bytes at each `a[r]`, `256 steps` at each panel pointer, `steps >= 1`;
 /// only inlined into an `i8mm` function.
 #[inline(always)]
-unsafe fn kloop_4x16(
-    acc: &mut [[int32x4_t; 8]; 2],
-    a: [*const i8; 4],
-    b: [*const i8; 2],
-    steps: usize,
-) {
+unsafe fn kloop_4x16(acc: &mut Acc, a: [*const i8; 4], b: [*const i8; 2], steps: usize) {
     // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
     // only the declared registers; SMMLA is available.
     unsafe {
-        asm!(
+        tile_asm!(
+            inout acc,
+            options(nostack, readonly),
             "2:",
             "ld4r {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{a0}], #32",
             "ld4 {{v0.d, v1.d, v2.d, v3.d}}[1], [{a1}], #32",
@@ -494,39 +395,6 @@ unsafe fn kloop_4x16(
             b0 = inout(reg) b[0] => _,
             b1 = inout(reg) b[1] => _,
             n = inout(reg) steps => _,
-            inout("v16") acc[0][0],
-            inout("v17") acc[0][1],
-            inout("v18") acc[0][2],
-            inout("v19") acc[0][3],
-            inout("v20") acc[0][4],
-            inout("v21") acc[0][5],
-            inout("v22") acc[0][6],
-            inout("v23") acc[0][7],
-            inout("v24") acc[1][0],
-            inout("v25") acc[1][1],
-            inout("v26") acc[1][2],
-            inout("v27") acc[1][3],
-            inout("v28") acc[1][4],
-            inout("v29") acc[1][5],
-            inout("v30") acc[1][6],
-            inout("v31") acc[1][7],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack, readonly),
         );
     }
 }
@@ -538,11 +406,13 @@ unsafe fn kloop_4x16(
 /// `32 steps` readable bytes at each `a[r]`, `256 steps` at each panel pointer, `steps >= 1`;
 /// only inlined into an `i8mm` function.
 #[inline(always)]
-unsafe fn kloop_4x8(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 4], b: *const i8, steps: usize) {
+unsafe fn kloop_4x8(acc: &mut Acc, a: [*const i8; 4], b: *const i8, steps: usize) {
     // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
     // only the declared registers; SMMLA is available.
     unsafe {
-        asm!(
+        tile_asm!(
+            inout acc,
+            options(nostack, readonly),
             "2:",
             "ld4r {{v0.2d, v1.2d, v2.2d, v3.2d}}, [{a0}], #32",
             "ld4 {{v0.d, v1.d, v2.d, v3.d}}[1], [{a1}], #32",
@@ -592,27 +462,6 @@ unsafe fn kloop_4x8(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 4], b: *const 
             a3 = inout(reg) a[3] => _,
             b0 = inout(reg) b => _,
             n = inout(reg) steps => _,
-            inout("v16") acc[0][0],
-            inout("v17") acc[0][1],
-            inout("v18") acc[0][2],
-            inout("v19") acc[0][3],
-            inout("v20") acc[1][0],
-            inout("v21") acc[1][1],
-            inout("v22") acc[1][2],
-            inout("v23") acc[1][3],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            options(nostack, readonly),
         );
     }
 }
@@ -627,16 +476,13 @@ unsafe fn kloop_4x8(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 4], b: *const 
 /// `16 steps` readable bytes at each `a[r]`, `256 steps` at `b`, `steps >= 1`; only inlined into
 /// an `i8mm` function.
 #[inline(always)]
-unsafe fn kloop_k4n16(
-    acc: &mut [[int32x4_t; 8]; 2],
-    a: [*const i8; 4],
-    b: *const i8,
-    steps: usize,
-) {
+unsafe fn kloop_k4n16(acc: &mut Acc, a: [*const i8; 4], b: *const i8, steps: usize) {
     // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
     // only the declared registers; SMMLA is available.
     unsafe {
-        asm!(
+        tile_asm!(
+            inout acc,
+            options(nostack, readonly),
             "2:",
             "ld2r {{v0.2d, v1.2d}}, [{a0}], #16",
             "ld2 {{v0.d, v1.d}}[1], [{a1}], #16",
@@ -702,39 +548,6 @@ unsafe fn kloop_k4n16(
             a3 = inout(reg) a[3] => _,
             b = inout(reg) b => _,
             n = inout(reg) steps => _,
-            inout("v16") acc[0][0],
-            inout("v17") acc[0][1],
-            inout("v18") acc[0][2],
-            inout("v19") acc[0][3],
-            inout("v20") acc[0][4],
-            inout("v21") acc[0][5],
-            inout("v22") acc[0][6],
-            inout("v23") acc[0][7],
-            inout("v24") acc[1][0],
-            inout("v25") acc[1][1],
-            inout("v26") acc[1][2],
-            inout("v27") acc[1][3],
-            inout("v28") acc[1][4],
-            inout("v29") acc[1][5],
-            inout("v30") acc[1][6],
-            inout("v31") acc[1][7],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack, readonly),
         );
     }
 }
@@ -744,14 +557,16 @@ unsafe fn kloop_k4n16(
 /// `a_scale * w_scale`, `FADD` of the bias (no FMLA), then one `ST1` (x4) per row.
 ///
 /// # Safety
-/// Rows `i0..i0 + 4` and columns `j0..j0 + 16` exist.
+/// Rows `i0..i0 + 4` and the block's 16 columns exist.
 #[inline(always)]
-unsafe fn store4x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, c: &Cols) {
+unsafe fn store4x16(acc: &Acc, block: &Block<'_>, i0: usize) {
     // SAFETY: reads the 16 scales and biases of `c` and the row scales `i0..`, writes 16 floats
     // of each output row (rows and columns in range: caller); only declared registers change.
     unsafe {
-        let (out, stride) = raw.out_row(i0, j0);
-        asm!(
+        let (out, stride) = block.raw.out_row(i0, block.j0);
+        tile_asm!(
+            in acc,
+            options(nostack),
             "ld1 {{v0.4s-v3.4s}}, [{scale}]",
             "ld1 {{v4.4s-v7.4s}}, [{bias}]",
             "ld1 {{v15.4s}}, [{asc}]",
@@ -839,44 +654,11 @@ unsafe fn store4x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, 
             "fmul v11.4s, v11.4s, v12.4s",
             "fadd v11.4s, v11.4s, v7.4s",
             "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
-            scale = in(reg) c.scale.as_ptr(),
-            bias = in(reg) c.bias.as_ptr(),
-            asc = in(reg) raw.a_scales(i0),
+            scale = in(reg) block.cols.scale.as_ptr(),
+            bias = in(reg) block.cols.bias.as_ptr(),
+            asc = in(reg) block.raw.a_scales(i0),
             out = inout(reg) out => _,
             stride = in(reg) stride,
-            in("v16") acc[0][0],
-            in("v17") acc[0][1],
-            in("v18") acc[0][2],
-            in("v19") acc[0][3],
-            in("v20") acc[0][4],
-            in("v21") acc[0][5],
-            in("v22") acc[0][6],
-            in("v23") acc[0][7],
-            in("v24") acc[1][0],
-            in("v25") acc[1][1],
-            in("v26") acc[1][2],
-            in("v27") acc[1][3],
-            in("v28") acc[1][4],
-            in("v29") acc[1][5],
-            in("v30") acc[1][6],
-            in("v31") acc[1][7],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack),
         );
     }
 }

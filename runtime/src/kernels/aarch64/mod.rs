@@ -4,9 +4,11 @@
 //! - NEON and DOTPROD take K4N16 weights; I8MM takes K8N8, and K4N16 too (its tiles zipped in
 //!   registers, so the default model file runs SMMLA on an i8mm core); every other layout goes
 //!   to the reference (see [`super::pack`]).
-//! - All three share the NEON activation quantizer [`quantize_rows`] (bit-identical to the
-//!   reference) and the output step `Raw::store` (`acc as f32 * (a_scale * w_scale) + bias`, a
-//!   separate multiply and add: no FMLA).
+//! - All three run one GEMM driver ([`gemm::gemm`]: blocks of 16 columns, row tiles, zero-padded
+//!   k tails) with a micro-kernel each (`Neon`, `Sdot`, `SmmlaK8N8`, `SmmlaK4N16`: the `asm!`
+//!   k loop and the output step of a register tile). They share the NEON activation quantizer
+//!   [`quantize_rows`] (bit-identical to the reference) and the output arithmetic
+//!   (`acc as f32 * (a_scale * w_scale) + bias`, a separate multiply and add: no FMLA).
 //! - SDOT and SMMLA are written with `asm!` (their intrinsics are unstable) inside functions
 //!   compiled with `#[target_feature(enable = "dotprod" / "i8mm")]`. The table wrappers check
 //!   [`has_dotprod`] / [`has_i8mm`] (a cached load with `std`, a constant without) before calling
@@ -19,6 +21,7 @@
 
 pub mod dotprod;
 pub mod float;
+pub(crate) mod gemm;
 pub mod i8mm;
 pub mod neon;
 
@@ -26,7 +29,7 @@ pub use dotprod::DOTPROD;
 pub use i8mm::I8MM;
 pub use neon::NEON;
 
-use super::{reference, GemmI8, Kernels, MatMut};
+use super::{reference, Kernels};
 use core::arch::aarch64::*;
 
 /// Whether this CPU executes SDOT (runtime detection: the OS's with `std`, the ID registers
@@ -124,163 +127,6 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
         "i8mm" if has_i8mm() => Some(&I8MM),
         _ => None,
     }
-}
-
-/// Whether every slice of `p` and `out` is long enough for an `[m, n, k]` GEMM in `p.w.layout`.
-/// The kernels read through raw pointers only after this holds (else they call the reference,
-/// which reports the bad input exactly as it would anywhere else).
-pub(crate) fn sizes_ok(p: &GemmI8<'_>, out: &MatMut<'_>) -> bool {
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let (Some(mk), Some(wlen)) = (m.checked_mul(k), p.w.layout.packed_len(n, k)) else {
-        return false;
-    };
-    p.a.len() >= mk
-        && p.a_scales.len() >= m
-        && out.rows() >= m
-        && out.cols() >= n
-        && p.w.data.len() >= wlen
-        && p.w.scales.len() >= n
-        && p.bias.is_none_or(|b| b.len() >= n)
-}
-
-/// Weight scales and biases of 16 consecutive output columns (zero past `n`; `+0.0` without a
-/// bias, as the reference adds).
-pub(crate) struct Cols {
-    pub(crate) scale: [f32; 16],
-    pub(crate) bias: [f32; 16],
-}
-
-impl Cols {
-    #[inline(always)]
-    pub(crate) fn load(p: &GemmI8<'_>, j0: usize) -> Cols {
-        let nv = (p.w.n - j0).min(16);
-        let mut c = Cols {
-            scale: [0.0; 16],
-            bias: [0.0; 16],
-        };
-        c.scale[..nv].copy_from_slice(&p.w.scales[j0..j0 + nv]);
-        if let Some(bias) = p.bias {
-            c.bias[..nv].copy_from_slice(&bias[j0..j0 + nv]);
-        }
-        c
-    }
-}
-
-/// Raw views of a GEMM whose sizes passed [`sizes_ok`], so that the per-tile code indexes
-/// activations, scales and outputs without bounds checks.
-pub(crate) struct Raw {
-    a: *const i8,
-    a_scales: *const f32,
-    out: *mut f32,
-    /// Output row stride (elements).
-    ldc: usize,
-    k: usize,
-}
-
-impl Raw {
-    /// # Safety
-    /// `p` and `out` must pass [`sizes_ok`] (`Raw` only reads rows `< p.m`, writes columns `< n`
-    /// of output rows `< m`).
-    #[inline(always)]
-    pub(crate) unsafe fn new(p: &GemmI8<'_>, out: &mut MatMut<'_>) -> Raw {
-        Raw {
-            a: p.a.as_ptr(),
-            a_scales: p.a_scales.as_ptr(),
-            out: out.as_mut_ptr(),
-            ldc: out.ldc(),
-            k: p.w.k,
-        }
-    }
-
-    /// Activation row `i` (`k` bytes).
-    ///
-    /// # Safety
-    /// `i < m`.
-    #[inline(always)]
-    pub(crate) unsafe fn row(&self, i: usize) -> *const i8 {
-        // SAFETY: row `i < m` starts inside `a` (sizes_ok: `a.len() >= m k`).
-        unsafe { self.a.add(i * self.k) }
-    }
-
-    /// Where row `i` of the output starts (column `j0`), and the output row stride in bytes.
-    ///
-    /// # Safety
-    /// `i < m`, `j0 < n`.
-    #[inline(always)]
-    pub(crate) unsafe fn out_row(&self, i: usize, j0: usize) -> (*mut f32, usize) {
-        // SAFETY: row `i < m` of the output view (sizes_ok), column `j0 < n`.
-        (unsafe { self.out.add(i * self.ldc + j0) }, 4 * self.ldc)
-    }
-
-    /// The activation scales from row `i` on.
-    ///
-    /// # Safety
-    /// `i < m`.
-    #[inline(always)]
-    pub(crate) unsafe fn a_scales(&self, i: usize) -> *const f32 {
-        // SAFETY: `i < m <= a_scales.len()`.
-        unsafe { self.a_scales.add(i) }
-    }
-
-    /// Bytes `from..k` of row `i`, zero-padded to `N` (the k tail, `k - from <= N`).
-    ///
-    /// # Safety
-    /// `i < m`, `from <= k`.
-    #[inline(always)]
-    pub(crate) unsafe fn row_tail<const N: usize>(&self, i: usize, from: usize) -> [i8; N] {
-        // SAFETY: bytes `from..k` of row `i < m` are inside `a`.
-        padded(unsafe { core::slice::from_raw_parts(self.row(i).add(from), self.k - from) })
-    }
-
-    /// The output step for row `i`, columns `j0..j0 + nv`: the exact i32 sums of columns
-    /// `j0 + 4v..j0 + 4v + 4` in `acc[v]` (`v < V`, `nv <= 4 V`) become
-    /// `acc as f32 * (a_scale * w_scale) + bias` ([`reference::dequantize`], in that order, no
-    /// fused multiply-add).
-    ///
-    /// # Safety
-    /// `i < m`, `j0 + nv <= n`, `nv <= 4 V <= 16`.
-    #[inline(always)]
-    pub(crate) unsafe fn store<const V: usize>(
-        &self,
-        i: usize,
-        j0: usize,
-        nv: usize,
-        acc: &[int32x4_t; 4],
-        c: &Cols,
-    ) {
-        // SAFETY: `out[i ldc + j0..i ldc + j0 + nv]` is inside row `i < m` of the output view
-        // (sizes_ok: at least `m` rows of `n` columns),
-        // `a_scales[i]` inside `a_scales`; the full-width stores write exactly `nv = 4 V` floats.
-        unsafe {
-            let a_scale = *self.a_scales.add(i);
-            let out = self.out.add(i * self.ldc + j0);
-            let mut r = [vdupq_n_f32(0.0); 4];
-            for v in 0..V {
-                let scale = vmulq_n_f32(vld1q_f32(c.scale.as_ptr().add(4 * v)), a_scale);
-                let bias = vld1q_f32(c.bias.as_ptr().add(4 * v));
-                r[v] = vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc[v]), scale), bias);
-            }
-            if nv == 4 * V {
-                for (v, rv) in r.iter().enumerate().take(V) {
-                    vst1q_f32(out.add(4 * v), *rv);
-                }
-            } else {
-                let mut tmp = [0.0f32; 16];
-                vst1q_f32_x4(tmp.as_mut_ptr(), float32x4x4_t(r[0], r[1], r[2], r[3]));
-                core::ptr::copy_nonoverlapping(tmp.as_ptr(), out, nv.min(16));
-            }
-        }
-    }
-}
-
-/// Copies `src` into a zeroed `N`-byte buffer (the k tail of a row or of a weight panel, so
-/// that one more full step reads zeros, never past the end of the real data).
-#[inline(always)]
-pub(crate) fn padded<const N: usize>(src: &[i8]) -> [i8; N] {
-    let mut buf = [0i8; N];
-    let len = src.len().min(N);
-    buf[..len].copy_from_slice(&src[..len]);
-    buf
 }
 
 /// Symmetric per-row int8 quantization with NEON, bit-identical to

@@ -16,10 +16,9 @@
 //! uses an intrinsics step; the k tail (k % 16) one more step over zero-padded copies; a full
 //! tile's output step is `asm!` too (`store2x16`).
 
-use super::{padded, sizes_ok, Cols, Raw};
+use super::gemm::{gemm, sizes_ok, tile_asm, Acc, Block, MicroKernel};
 use crate::kernels::{reference, GemmI8, Kernels, Layout, MatMut};
 use core::arch::aarch64::*;
-use core::arch::asm;
 
 pub static NEON: Kernels = Kernels {
     name: "neon",
@@ -49,125 +48,69 @@ pub(crate) fn gemm_k4n16(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     if p.w.layout != Layout::K4N16 || !sizes_ok(p, out) {
         return reference::gemm_i8(p, out);
     }
-    let (m, n, k) = (p.m, p.w.n, p.w.k);
-    let kg = k.div_ceil(4);
-    let steps = k / 16;
-    let tail_groups = kg - 4 * steps;
-    // SAFETY: the sizes were checked just above.
-    let raw = unsafe { Raw::new(p, out) };
-    for (panel, j0) in (0..n).step_by(16).enumerate() {
-        let base = panel * kg * 64;
-        let panel_data = &p.w.data[base..base + kg * 64];
-        let b_tail: Option<[i8; 256]> =
-            (tail_groups > 0).then(|| padded(&panel_data[256 * steps..]));
-        let t = Tile {
-            raw: &raw,
-            j0,
-            nv: (n - j0).min(16),
-            cols: Cols::load(p, j0),
-            b: panel_data.as_ptr(),
-            steps,
-            b_tail: b_tail.as_ref(),
-        };
-        let mut i = 0;
-        // SAFETY: every row passed is below m.
-        unsafe {
-            while i + 2 <= m {
-                t.rows::<2>(i);
-                i += 2;
-            }
-            if i < m {
-                t.rows::<1>(i);
-            }
-        }
-    }
+    // SAFETY: the sizes and layout were checked just above; NEON is baseline.
+    unsafe { gemm::<Neon>(p, out) }
 }
 
-/// One 16-column panel: `steps` full 16-k steps from `b`, then the zero-padded k tail.
-struct Tile<'a> {
-    raw: &'a Raw,
-    j0: usize,
-    nv: usize,
-    cols: Cols,
-    b: *const i8,
-    steps: usize,
-    b_tail: Option<&'a [i8; 256]>,
-}
+/// The ARMv8.0 micro-kernel: 2 rows x 16 columns; `acc[8 r + 2 q + h]` holds two partial sums
+/// of each of columns `4 q + 2 h`, `4 q + 2 h + 1` of row `r`.
+struct Neon;
 
-impl Tile<'_> {
-    /// Rows `i0..i0 + R` of the panel.
-    ///
-    /// # Safety
-    /// `i0 + R <= m`.
+// SAFETY: `kloop` reads `16 steps` bytes per row and `256 steps` per panel, `store` writes the
+// tile's rows and `nv` columns (the contracts of `kloop2`, `step` and `store2x16`).
+unsafe impl MicroKernel for Neon {
+    const LAYOUT: Layout = Layout::K4N16;
+    const ROWS: usize = 2;
+    const K_STEP: usize = 16;
+
     #[inline(always)]
-    unsafe fn rows<const R: usize>(&self, i0: usize) {
-        // SAFETY: NEON is baseline; zeroing registers only.
-        let mut acc = unsafe { [[vdupq_n_s32(0); 8]; 2] };
-        // SAFETY: rows `i0..i0 + R` exist; `steps = k / 16` steps read the first `16 steps`
-        // bytes of each row and the first `256 steps` bytes of the panel (`4 steps <= kg` groups
-        // of 64 bytes); the tail step reads 16-byte and 256-byte stack buffers (zero past k, so
-        // the padding adds 0).
+    unsafe fn kloop(
+        acc: &mut Acc,
+        a: [*const i8; 4],
+        rows: usize,
+        b: [*const i8; 2],
+        _panels: usize,
+        steps: usize,
+    ) {
+        // SAFETY: forwarded from the caller (one K4N16 panel per block).
         unsafe {
-            if self.steps > 0 {
-                let a = core::array::from_fn(|r| self.raw.row(i0 + r.min(R - 1)));
-                kloop::<R>(&mut acc, a, self.b, self.steps);
+            if rows == 2 {
+                kloop2(acc, [a[0], a[1]], b[0], steps);
+            } else {
+                for s in 0..steps {
+                    step(acc, a[0].add(16 * s), b[0].add(256 * s));
+                }
             }
-            if let Some(b_tail) = self.b_tail {
-                let tails: [[i8; 16]; R] =
-                    core::array::from_fn(|r| self.raw.row_tail(i0 + r, 16 * self.steps));
-                let a = core::array::from_fn(|r| tails[r.min(R - 1)].as_ptr());
-                kloop::<R>(&mut acc, a, b_tail.as_ptr(), 1);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &Acc, block: &Block<'_>, i0: usize, rows: usize) {
+        // SAFETY: rows `i0..i0 + rows` and the block's columns exist (caller).
+        unsafe {
+            if rows == 2 && block.nv == 16 {
+                return store2x16(acc, block, i0);
             }
-            if R == 2 && self.nv == 16 {
-                return store2x16(&acc, self.raw, i0, self.j0, &self.cols);
-            }
-            for (r, acc) in acc.iter().enumerate().take(R) {
+            for r in 0..rows {
+                let t = 8 * r;
                 let sums = [
-                    vpaddq_s32(acc[0], acc[1]),
-                    vpaddq_s32(acc[2], acc[3]),
-                    vpaddq_s32(acc[4], acc[5]),
-                    vpaddq_s32(acc[6], acc[7]),
+                    vpaddq_s32(acc[t], acc[t + 1]),
+                    vpaddq_s32(acc[t + 2], acc[t + 3]),
+                    vpaddq_s32(acc[t + 4], acc[t + 5]),
+                    vpaddq_s32(acc[t + 6], acc[t + 7]),
                 ];
-                self.raw
-                    .store::<4>(i0 + r, self.j0, self.nv, &sums, &self.cols);
+                block.store_row::<4>(i0 + r, &sums);
             }
         }
     }
 }
 
-/// `steps` x 16 k of rows `a[..R]` x 16 columns into `acc[..R]`: the `asm!` loop for 2 rows,
-/// the intrinsics step for 1.
+/// 16 k of one row x 16 columns (a leftover row) into `acc[..8]`.
 ///
 /// # Safety
-/// `16 steps` readable bytes at each `a[..R]`, `256 steps` at `b`.
+/// 16 readable bytes at `a`, 256 at `b`.
 #[inline(always)]
-unsafe fn kloop<const R: usize>(
-    acc: &mut [[int32x4_t; 8]; 2],
-    a: [*const i8; 2],
-    b: *const i8,
-    steps: usize,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        if R == 2 {
-            if steps > 0 {
-                kloop2(acc, a, b, steps);
-            }
-        } else {
-            for s in 0..steps {
-                step::<R>(acc, &a.map(|p| p.add(16 * s)), b.add(256 * s));
-            }
-        }
-    }
-}
-
-/// 16 k of rows `a[..R]` x 16 columns (the leftover row). `acc[r][2 q + h]` holds columns `4 q + 2 h`, `4 q + 2 h + 1`
-/// of row `r`, two partial sums each.
-///
-/// # Safety
-/// 16 readable bytes at each `a[r]`, 256 at `b`.
-#[inline(always)]
-unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 8]; 2], a: &[*const i8; 2], b: *const i8) {
+unsafe fn step(acc: &mut Acc, a: *const i8, b: *const i8) {
     // SAFETY: the reads stay inside the ranges the caller guarantees.
     unsafe {
         for half in 0..2 {
@@ -175,17 +118,15 @@ unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 8]; 2], a: &[*const i8; 2]
             let g1 = vld1q_s8_x4(b.add(128 * half + 64));
             let w0 = [g0.0, g0.1, g0.2, g0.3];
             let w1 = [g1.0, g1.1, g1.2, g1.3];
-            for r in 0..R {
-                let x = vld2q_dup_s32(a[r].add(8 * half) as *const i32);
-                let (x0, x1) = (vreinterpretq_s8_s32(x.0), vreinterpretq_s8_s32(x.1));
-                for q in 0..4 {
-                    let lo = vmull_s8(vget_low_s8(x0), vget_low_s8(w0[q]));
-                    let lo = vmlal_s8(lo, vget_low_s8(x1), vget_low_s8(w1[q]));
-                    let hi = vmull_high_s8(x0, w0[q]);
-                    let hi = vmlal_high_s8(hi, x1, w1[q]);
-                    acc[r][2 * q] = vpadalq_s16(acc[r][2 * q], lo);
-                    acc[r][2 * q + 1] = vpadalq_s16(acc[r][2 * q + 1], hi);
-                }
+            let x = vld2q_dup_s32(a.add(8 * half) as *const i32);
+            let (x0, x1) = (vreinterpretq_s8_s32(x.0), vreinterpretq_s8_s32(x.1));
+            for q in 0..4 {
+                let lo = vmull_s8(vget_low_s8(x0), vget_low_s8(w0[q]));
+                let lo = vmlal_s8(lo, vget_low_s8(x1), vget_low_s8(w1[q]));
+                let hi = vmull_high_s8(x0, w0[q]);
+                let hi = vmlal_high_s8(hi, x1, w1[q]);
+                acc[2 * q] = vpadalq_s16(acc[2 * q], lo);
+                acc[2 * q + 1] = vpadalq_s16(acc[2 * q + 1], hi);
             }
         }
     }
@@ -199,11 +140,13 @@ unsafe fn step<const R: usize>(acc: &mut [[int32x4_t; 8]; 2], a: &[*const i8; 2]
 /// # Safety
 /// `16 steps` readable bytes at `a[0]` and `a[1]`, `256 steps` at `b`.
 #[inline(always)]
-unsafe fn kloop2(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 2], b: *const i8, steps: usize) {
+unsafe fn kloop2(acc: &mut Acc, a: [*const i8; 2], b: *const i8, steps: usize) {
     // SAFETY: reads only the ranges the caller guarantees (post-incremented pointers); writes
     // only the declared registers.
     unsafe {
-        asm!(
+        tile_asm!(
+            inout acc,
+            options(nostack, readonly),
             "2:",
             "ld2r {{v0.4s, v1.4s}}, [{a0}], #8",
             "ld2r {{v2.4s, v3.4s}}, [{a1}], #8",
@@ -315,39 +258,6 @@ unsafe fn kloop2(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 2], b: *const i8,
             a1 = inout(reg) a[1] => _,
             b = inout(reg) b => _,
             n = inout(reg) steps => _,
-            inout("v16") acc[0][0],
-            inout("v17") acc[0][1],
-            inout("v18") acc[0][2],
-            inout("v19") acc[0][3],
-            inout("v20") acc[0][4],
-            inout("v21") acc[0][5],
-            inout("v22") acc[0][6],
-            inout("v23") acc[0][7],
-            inout("v24") acc[1][0],
-            inout("v25") acc[1][1],
-            inout("v26") acc[1][2],
-            inout("v27") acc[1][3],
-            inout("v28") acc[1][4],
-            inout("v29") acc[1][5],
-            inout("v30") acc[1][6],
-            inout("v31") acc[1][7],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack, readonly),
         );
     }
 }
@@ -357,14 +267,16 @@ unsafe fn kloop2(acc: &mut [[int32x4_t; 8]; 2], a: [*const i8; 2], b: *const i8,
 /// `a_scale * w_scale`, `FADD` of the bias (no FMLA), then one `ST1` (x4) per row.
 ///
 /// # Safety
-/// Rows `i0..i0 + 2` and columns `j0..j0 + 16` exist.
+/// Rows `i0..i0 + 2` and the block's 16 columns exist.
 #[inline(always)]
-unsafe fn store2x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, c: &Cols) {
+unsafe fn store2x16(acc: &Acc, block: &Block<'_>, i0: usize) {
     // SAFETY: reads the 16 scales and biases of `c` and the row scales `i0..`, writes 16 floats
     // of each output row (rows and columns in range: caller); only declared registers change.
     unsafe {
-        let (out, stride) = raw.out_row(i0, j0);
-        asm!(
+        let (out, stride) = block.raw.out_row(i0, block.j0);
+        tile_asm!(
+            in acc,
+            options(nostack),
             "ld1 {{v0.4s-v3.4s}}, [{scale}]",
             "ld1 {{v4.4s-v7.4s}}, [{bias}]",
             "ld1 {{v15.2s}}, [{asc}]",
@@ -410,44 +322,11 @@ unsafe fn store2x16(acc: &[[int32x4_t; 8]; 2], raw: &Raw, i0: usize, j0: usize, 
             "fmul v11.4s, v11.4s, v12.4s",
             "fadd v11.4s, v11.4s, v7.4s",
             "st1 {{v8.4s-v11.4s}}, [{out}], {stride}",
-            scale = in(reg) c.scale.as_ptr(),
-            bias = in(reg) c.bias.as_ptr(),
-            asc = in(reg) raw.a_scales(i0),
+            scale = in(reg) block.cols.scale.as_ptr(),
+            bias = in(reg) block.cols.bias.as_ptr(),
+            asc = in(reg) block.raw.a_scales(i0),
             out = inout(reg) out => _,
             stride = in(reg) stride,
-            in("v16") acc[0][0],
-            in("v17") acc[0][1],
-            in("v18") acc[0][2],
-            in("v19") acc[0][3],
-            in("v20") acc[0][4],
-            in("v21") acc[0][5],
-            in("v22") acc[0][6],
-            in("v23") acc[0][7],
-            in("v24") acc[1][0],
-            in("v25") acc[1][1],
-            in("v26") acc[1][2],
-            in("v27") acc[1][3],
-            in("v28") acc[1][4],
-            in("v29") acc[1][5],
-            in("v30") acc[1][6],
-            in("v31") acc[1][7],
-            out("v0") _,
-            out("v1") _,
-            out("v2") _,
-            out("v3") _,
-            out("v4") _,
-            out("v5") _,
-            out("v6") _,
-            out("v7") _,
-            out("v8") _,
-            out("v9") _,
-            out("v10") _,
-            out("v11") _,
-            out("v12") _,
-            out("v13") _,
-            out("v14") _,
-            out("v15") _,
-            options(nostack),
         );
     }
 }
