@@ -255,6 +255,23 @@ impl<'a> MatMut<'a> {
         }
     }
 
+    /// The `[rows, cols]` matrix at the start of `out` with rows `ldc` elements apart. Panics if
+    /// `ldc < cols` or `out` is shorter than `(rows - 1) ldc + cols`.
+    pub fn strided(out: &'a mut [f32], rows: usize, cols: usize, ldc: usize) -> MatMut<'a> {
+        assert!(ldc >= cols, "row stride {ldc} below {cols} columns");
+        let len = match rows {
+            0 => 0,
+            _ => (rows - 1)
+                .checked_mul(ldc)
+                .and_then(|x| x.checked_add(cols))
+                .expect("matrix size overflows"),
+        };
+        let out = &mut out[..len];
+        // SAFETY: every element `i ldc + j` (`i < rows`, `j < cols`) is below `len`, inside
+        // `out`, which this view borrows exclusively for `'a`.
+        unsafe { MatMut::from_raw_parts(out.as_mut_ptr(), rows, cols, ldc) }
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -280,6 +297,24 @@ impl<'a> MatMut<'a> {
     /// rows `< rows`, `ldc` apart.
     pub fn as_mut_ptr(&mut self) -> *mut f32 {
         self.ptr.as_ptr()
+    }
+
+    /// Columns `..at` and `at..` as two views (`at <= cols`).
+    pub fn split_cols(&mut self, at: usize) -> (MatMut<'_>, MatMut<'_>) {
+        assert!(at <= self.cols);
+        // SAFETY: the two views cover disjoint columns of this one's rows, which `&mut self`
+        // lends them; the second starts inside the first row (or is empty).
+        unsafe {
+            let second = if at == self.cols {
+                core::ptr::NonNull::dangling().as_ptr()
+            } else {
+                self.ptr.as_ptr().add(at)
+            };
+            (
+                MatMut::from_raw_parts(self.ptr.as_ptr(), self.rows, at, self.ldc),
+                MatMut::from_raw_parts(second, self.rows, self.cols - at, self.ldc),
+            )
+        }
     }
 
     /// Rows `..at` and `at..` as two views (`at <= rows`).

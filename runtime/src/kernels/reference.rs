@@ -322,15 +322,9 @@ pub fn attention(
     heads: core::ops::Range<usize>,
     scores: &mut [f32],
 ) {
-    super::vector::attention(
-        a,
-        heads,
-        scores,
-        softmax,
-        |m, n, k, x, y, out, ldc, alpha| {
-            super::vector::gemm_nn(m, n, k, x, y, out, ldc, alpha, |p, q, r| p * q + r)
-        },
-    )
+    super::vector::attention(a, heads, scores, softmax, |m, n, k, x, y, out, alpha| {
+        super::vector::gemm_nn(m, n, k, x, y, out, alpha, |p, q, r| p * q + r)
+    })
 }
 
 pub fn add_layer_norm(

@@ -8,6 +8,7 @@
 //! `mul_add`, and `f32::mul_add` without hardware FMA is a slow library call).
 
 use crate::format::Activation;
+use crate::kernels::MatMut;
 use crate::parallel::SharedMut;
 use core::ops::Range;
 
@@ -167,7 +168,7 @@ pub fn attention(
     heads: Range<usize>,
     scores: &mut [f32],
     softmax: impl Fn(&mut [f32]),
-    gemm: impl Fn(usize, usize, usize, Matrix<'_>, Matrix<'_>, Out<'_>, usize, f32),
+    gemm: impl Fn(usize, usize, usize, Matrix<'_>, Matrix<'_>, &mut MatMut<'_>, f32),
 ) {
     let (seq, d) = (a.seq, a.head_dim);
     let h = a.heads * d;
@@ -194,7 +195,15 @@ pub fn attention(
             data: kt,
             stride: seq,
         };
-        gemm(seq, seq, d, q, k_t, Out::Slice(scores), seq, scale);
+        gemm(
+            seq,
+            seq,
+            d,
+            q,
+            k_t,
+            &mut MatMut::new(scores, seq, seq),
+            scale,
+        );
         for row in scores.chunks_exact_mut(seq) {
             softmax(row);
         }
@@ -207,11 +216,9 @@ pub fn attention(
             data: &a.v[off..],
             stride: h,
         };
-        let ctx = Out::Columns {
-            out: a.ctx,
-            col0: off,
-        };
-        gemm(seq, d, seq, p, v, ctx, h, 1.0);
+        // SAFETY: head `head`'s columns of `ctx` belong to this part only.
+        let mut ctx = unsafe { a.ctx.columns(seq, h, off..off + d) };
+        gemm(seq, d, seq, p, v, &mut ctx, 1.0);
     }
 }
 
@@ -222,49 +229,9 @@ pub struct Matrix<'a> {
     pub stride: usize,
 }
 
-/// Where [`gemm_nn`] writes: a slice of its own, or a block of columns of a matrix that other
-/// parallel parts write other columns of.
-#[derive(Debug)]
-pub enum Out<'a> {
-    Slice(&'a mut [f32]),
-    /// Columns `col0 ..` of every row; the caller owns those columns exclusively.
-    Columns {
-        out: SharedMut<f32>,
-        col0: usize,
-    },
-}
-
-impl Out<'_> {
-    /// The output block from row `i0`, column `j0` on (relative to this one), for a kernel that
-    /// hands the edges of its block to another: `i0` and `j0` must lie inside the block.
-    pub fn shifted(&mut self, i0: usize, j0: usize, ldc: usize) -> Out<'_> {
-        match self {
-            Out::Slice(s) => Out::Slice(&mut s[i0 * ldc + j0..]),
-            Out::Columns { out, col0 } => Out::Columns {
-                out: *out,
-                // Row i of the new block starts at (i + i0) ldc + col0 + j0.
-                col0: *col0 + i0 * ldc + j0,
-            },
-        }
-    }
-
-    /// Row `i`, columns `j .. j + len` (relative to the output block).
-    #[inline(always)]
-    pub fn row(&mut self, ldc: usize, i: usize, j: usize, len: usize) -> &mut [f32] {
-        match self {
-            Out::Slice(s) => &mut s[i * ldc + j..i * ldc + j + len],
-            Out::Columns { out, col0 } => {
-                let start = i * ldc + *col0 + j;
-                // SAFETY: the caller of `gemm_nn` owns these columns exclusively (see `Out`), and
-                // the returned slice does not outlive this row's store.
-                unsafe { out.range(start..start + len) }
-            }
-        }
-    }
-}
-
-/// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (`c` overwritten, row stride `ldc`), register-tiled
-/// 4 rows x 32 columns: eight 16-lane accumulators that LLVM keeps in vector registers.
+/// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (the first `m` rows and `n` columns of `c`
+/// overwritten), register-tiled 4 rows x 32 columns: eight 16-lane accumulators that LLVM keeps
+/// in vector registers.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nn(
@@ -273,8 +240,7 @@ pub fn gemm_nn(
     k: usize,
     a: Matrix<'_>,
     b: Matrix<'_>,
-    mut c: Out<'_>,
-    ldc: usize,
+    c: &mut MatMut<'_>,
     alpha: f32,
     madd: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
@@ -307,7 +273,7 @@ pub fn gemm_nn(
                 .iter()
                 .enumerate()
             {
-                let out = c.row(ldc, i + r, j, 32);
+                let out = &mut c.row(i + r)[j..j + 32];
                 store16(&mut out[..16], lo, alpha);
                 store16(&mut out[16..], hi, alpha);
             }
@@ -325,7 +291,7 @@ pub fn gemm_nn(
                 axpy16(&mut c3, r3[p], b0, madd);
             }
             for (r, acc) in [c0, c1, c2, c3].iter().enumerate() {
-                store16(c.row(ldc, i + r, j, 16), acc, alpha);
+                store16(&mut c.row(i + r)[j..j + 16], acc, alpha);
             }
             j += 16;
         }
@@ -344,7 +310,7 @@ pub fn gemm_nn(
                 axpy16(&mut c3, r3[p], &b0, madd);
             }
             for (r, acc) in [c0, c1, c2, c3].iter().enumerate() {
-                store16(c.row(ldc, i + r, j, cols), acc, alpha);
+                store16(&mut c.row(i + r)[j..j + cols], acc, alpha);
             }
         }
         i += 4;
@@ -362,10 +328,10 @@ pub fn gemm_nn(
                     madd,
                 );
             }
-            store16(c.row(ldc, i, j, 16), &acc, alpha);
+            store16(&mut c.row(i)[j..j + 16], &acc, alpha);
             j += 16;
         }
-        gemm_row_tail(k, row, b, c.row(ldc, i, j, n - j), j, alpha);
+        gemm_row_tail(k, row, b, &mut c.row(i)[j..n], j, alpha);
         i += 1;
     }
 }

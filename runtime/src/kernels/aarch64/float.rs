@@ -16,11 +16,12 @@
 //! (A NEON erf GELU written the same way executed as many instructions as LLVM's vectorisation
 //! of the portable loop, about 13 an element, so the portable one stays.)
 
-use crate::kernels::vector::{self, Matrix, Out};
+use crate::kernels::vector::{self, Matrix};
+use crate::kernels::MatMut;
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-/// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (row stride `ldc`), as [`vector::gemm_nn`] with
+/// `c[i][j] = alpha * sum_p a[i][p] * b[p][j]` (into a [`MatMut`]), as [`vector::gemm_nn`] with
 /// fused multiply-adds.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nn(
@@ -29,8 +30,7 @@ pub fn gemm_nn(
     k: usize,
     a: Matrix<'_>,
     b: Matrix<'_>,
-    mut c: Out<'_>,
-    ldc: usize,
+    c: &mut MatMut<'_>,
     alpha: f32,
     madd: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
@@ -45,7 +45,7 @@ pub fn gemm_nn(
                 .is_some_and(|end| end <= have)
     };
     if k == 0 || !fits(m4, a.stride, k, a.data.len()) || !fits(k, b.stride, n16, b.data.len()) {
-        return vector::gemm_nn(m, n, k, a, b, c, ldc, alpha, madd);
+        return vector::gemm_nn(m, n, k, a, b, c, alpha, madd);
     }
     for i in (0..m4).step_by(4) {
         for j in (0..n16).step_by(16) {
@@ -64,7 +64,7 @@ pub fn gemm_nn(
                 )
             };
             for (r, acc) in acc.iter().enumerate() {
-                let out = c.row(ldc, i + r, j, 16);
+                let out = &mut c.row(i + r)[j..j + 16];
                 for (o, &v) in out.iter_mut().zip(acc) {
                     *o = v * alpha;
                 }
@@ -83,8 +83,7 @@ pub fn gemm_nn(
             k,
             a,
             b_cols,
-            c.shifted(0, n16, ldc),
-            ldc,
+            &mut c.split_rows(m4).0.split_cols(n16).1,
             alpha,
             madd,
         );
@@ -100,8 +99,7 @@ pub fn gemm_nn(
             k,
             a_rows,
             b,
-            c.shifted(m4, 0, ldc),
-            ldc,
+            &mut c.split_rows(m4).1,
             alpha,
             madd,
         );
@@ -404,7 +402,6 @@ unsafe fn exp(x: float32x4_t) -> float32x4_t {
 mod tests {
     use super::*;
     use crate::kernels::testing::Rng;
-    use crate::parallel::SharedMut;
 
     fn madd(x: f32, y: f32, z: f32) -> f32 {
         x.mul_add(y, z)
@@ -441,18 +438,25 @@ mod tests {
             );
             let alpha = 0.17;
             let mut want = std::vec![f32::NAN; m * ldc];
-            vector::gemm_nn(m, n, k, am, bm, Out::Slice(&mut want), ldc, alpha, madd);
+            let mut want_view = MatMut::strided(&mut want, m, n, ldc);
+            vector::gemm_nn(m, n, k, am, bm, &mut want_view, alpha, madd);
             let mut got = std::vec![f32::NAN; m * ldc];
-            gemm_nn(m, n, k, am, bm, Out::Slice(&mut got), ldc, alpha, madd);
+            gemm_nn(
+                m,
+                n,
+                k,
+                am,
+                bm,
+                &mut MatMut::strided(&mut got, m, n, ldc),
+                alpha,
+                madd,
+            );
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{m}x{n}x{k}");
             // Columns of a wider matrix (attention's P V output), from column 3.
             let mut wide = std::vec![f32::NAN; m * (ldc + 3)];
-            let out = Out::Columns {
-                out: SharedMut::new(&mut wide),
-                col0: 3,
-            };
-            gemm_nn(m, n, k, am, bm, out, ldc + 3, alpha, madd);
+            let mut out = MatMut::strided(&mut wide, m, ldc + 3, ldc + 3);
+            gemm_nn(m, n, k, am, bm, &mut out.split_cols(3).1, alpha, madd);
             for i in 0..m {
                 assert_eq!(
                     bits(&wide[i * (ldc + 3) + 3..][..n]),

@@ -239,9 +239,7 @@ pub(crate) mod ops {
             heads,
             scores,
             super::float::softmax,
-            |m, n, k, x, y, out, ldc, alpha| {
-                super::float::gemm_nn(m, n, k, x, y, out, ldc, alpha, madd)
-            },
+            |m, n, k, x, y, out, alpha| super::float::gemm_nn(m, n, k, x, y, out, alpha, madd),
         )
     }
 

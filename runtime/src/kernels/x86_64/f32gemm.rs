@@ -2,7 +2,8 @@
 //! (8 rows x 32 columns, 16 zmm accumulators, fused multiply-add, masked column tails), and the
 //! portable tile compiled with FMA for AVX2.
 
-use crate::kernels::vector::{self, Matrix, Out};
+use crate::kernels::vector::{self, Matrix};
+use crate::kernels::MatMut;
 use crate::kernels::{GemmF32, Weights};
 use core::arch::x86_64::*;
 
@@ -18,11 +19,10 @@ pub unsafe fn gemm_nn_fma(
     k: usize,
     a: Matrix<'_>,
     b: Matrix<'_>,
-    c: Out<'_>,
-    ldc: usize,
+    c: &mut MatMut<'_>,
     alpha: f32,
 ) {
-    vector::gemm_nn(m, n, k, a, b, c, ldc, alpha, madd)
+    vector::gemm_nn(m, n, k, a, b, c, alpha, madd)
 }
 
 /// `x * y + z`: one fused instruction with `std` (`f32::mul_add` under the `fma` feature); core
@@ -47,13 +47,12 @@ pub unsafe fn gemm_nn_avx512(
     k: usize,
     a: Matrix<'_>,
     b: Matrix<'_>,
-    mut c: Out<'_>,
-    ldc: usize,
+    c: &mut MatMut<'_>,
     alpha: f32,
 ) {
     if k == 0 {
         for i in 0..m {
-            c.row(ldc, i, 0, n).fill(0.0);
+            c.row(i)[..n].fill(0.0);
         }
         return;
     }
@@ -70,14 +69,14 @@ pub unsafe fn gemm_nn_avx512(
             // `a` (k each) and columns j..j+cols of `b`'s k rows, in bounds by the asserts.
             unsafe {
                 match rows {
-                    8 => tile::<8>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    7 => tile::<7>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    6 => tile::<6>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    5 => tile::<5>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    4 => tile::<4>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    3 => tile::<3>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    2 => tile::<2>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
-                    _ => tile::<1>(k, &a, &b, &mut c, ldc, alpha, i, j, cols),
+                    8 => tile::<8>(k, &a, &b, c, alpha, i, j, cols),
+                    7 => tile::<7>(k, &a, &b, c, alpha, i, j, cols),
+                    6 => tile::<6>(k, &a, &b, c, alpha, i, j, cols),
+                    5 => tile::<5>(k, &a, &b, c, alpha, i, j, cols),
+                    4 => tile::<4>(k, &a, &b, c, alpha, i, j, cols),
+                    3 => tile::<3>(k, &a, &b, c, alpha, i, j, cols),
+                    2 => tile::<2>(k, &a, &b, c, alpha, i, j, cols),
+                    _ => tile::<1>(k, &a, &b, c, alpha, i, j, cols),
                 }
             }
             j += cols;
@@ -100,8 +99,7 @@ unsafe fn tile<const R: usize>(
     k: usize,
     a: &Matrix<'_>,
     b: &Matrix<'_>,
-    c: &mut Out<'_>,
-    ldc: usize,
+    c: &mut MatMut<'_>,
     alpha: f32,
     i: usize,
     j: usize,
@@ -126,7 +124,7 @@ unsafe fn tile<const R: usize>(
         }
         let scale = _mm512_set1_ps(alpha);
         for (r, acc_r) in acc.iter().enumerate() {
-            let out = c.row(ldc, i + r, j, cols).as_mut_ptr();
+            let out = c.row(i + r)[j..j + cols].as_mut_ptr();
             _mm512_mask_storeu_ps(out, m0, _mm512_mul_ps(acc_r[0], scale));
             if cols > 16 {
                 _mm512_mask_storeu_ps(out.add(16), m1, _mm512_mul_ps(acc_r[1], scale));

@@ -40,10 +40,10 @@ macro_rules! vector_ops {
                     heads,
                     scores,
                     |row| vector::softmax(row, madd),
-                    |m, n, k, x, y, out, ldc, alpha| {
+                    |m, n, k, x, y, out, alpha| {
                         // SAFETY: this closure runs inside `attention_impl`, whose target features
                         // ($features) are those `$gemm_nn` needs.
-                        unsafe { $gemm_nn(m, n, k, x, y, out, ldc, alpha) }
+                        unsafe { $gemm_nn(m, n, k, x, y, out, alpha) }
                     },
                 )
             }
