@@ -32,6 +32,7 @@ of the aarch64 onnxruntime and numpy wheels. Needs the cross toolchain
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shutil
@@ -205,7 +206,9 @@ def profile_ranges(binary: Path) -> Path:
                 break
     if not any(line.endswith(" int8_gemm") for line in lines):
         raise RuntimeError(f"no GEMM kernel symbols in {binary}")
-    path = WORK / "profile-ranges.txt"
+    # One file per binary: checkouts sharing .cache may count at the same time.
+    key = hashlib.sha1(str(binary.resolve()).encode()).hexdigest()[:12]
+    path = WORK / f"profile-ranges-{key}.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -16,7 +16,15 @@ venv="$root/.venv-ref"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --upgrade pip
 # The CPU wheel index keeps the download small; torch's CUDA build works too.
-"$venv/bin/pip" install --extra-index-url https://download.pytorch.org/whl/cpu \
+# PyTorch's CPU-only wheels are a tenth of PyPI's CUDA build; where their index is unreachable
+# (a machine that only reaches PyPI), pip would retry it for every package, so ask once.
+extra=()
+if "$venv/bin/python" -c 'import urllib.request as u; u.urlopen("https://download.pytorch.org/whl/cpu/", timeout=10)' 2>/dev/null; then
+    extra=(--extra-index-url https://download.pytorch.org/whl/cpu)
+else
+    echo "download.pytorch.org unreachable: installing PyPI's torch (the CUDA build, about 3 GB)"
+fi
+"$venv/bin/pip" install "${extra[@]}" \
     torch transformers onnx onnxruntime tokenizers safetensors numpy sentence-transformers
 echo "reference environment ready: $venv/bin/python"
 
