@@ -24,16 +24,21 @@ impl Parallel for Sequential {
     }
 }
 
-/// The part of `0..len` that part `part` of `parts` handles, in multiples of `align` (so that
-/// e.g. row blocks of a kernel tile stay whole).
+/// The part of `0..len` that part `part` of `parts` handles: each boundary is the multiple of
+/// `align` nearest to its even share (so that e.g. row blocks of a kernel tile stay whole, and
+/// no part is more than `align` from the even share: 18 rows in blocks of 4 split 8 + 10, not
+/// 12 + 6). Ranges are contiguous, in order, and cover `0..len` once.
 pub fn split_range(len: usize, part: usize, parts: usize, align: usize) -> core::ops::Range<usize> {
-    let align = align.max(1);
-    let blocks = len.div_ceil(align);
-    let per = blocks / parts.max(1);
-    let extra = blocks % parts.max(1);
-    let start = part * per + part.min(extra);
-    let end = start + per + usize::from(part < extra);
-    (start * align).min(len)..(end * align).min(len)
+    let (align, parts) = (align.max(1), parts.max(1));
+    let boundary = |k: usize| -> usize {
+        if k >= parts {
+            return len;
+        }
+        // len * k / parts without overflow (k < parts).
+        let share = len / parts * k + len % parts * k / parts;
+        ((share + align / 2) / align * align).min(len)
+    };
+    boundary(part)..boundary(part + 1)
 }
 
 /// A mutable slice that parallel parts write in disjoint ranges.
@@ -365,5 +370,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn split_range_stays_within_a_block_of_the_even_share() {
+        for len in 0..80 {
+            for parts in 1..5 {
+                for align in [1, 4, 16] {
+                    for p in 0..parts {
+                        let r = split_range(len, p, parts, align);
+                        let even = len as f64 / parts as f64;
+                        assert!(
+                            (r.len() as f64 - even).abs() <= align as f64,
+                            "len {len} parts {parts} align {align}: part {p} {r:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(split_range(18, 0, 2, 4), 0..8);
+        assert_eq!(split_range(18, 1, 2, 4), 8..18);
+        assert_eq!(split_range(384, 1, 2, 16), 192..384);
     }
 }

@@ -999,8 +999,9 @@ pub const COLUMN_SPLIT_MAX_ROWS: usize = 10;
 pub type Observer<'f> = dyn FnMut(usize, usize, &[f32]) + 'f;
 
 /// Rows per parallel block of the row split. Small, so that short inputs split evenly (24
-/// tokens: 12 + 12 rather than 16 + 8); every kernel takes any row count, and an uneven
-/// critical path costs more than a partial row tile.
+/// tokens: 12 + 12 rather than 16 + 8; with [`split_range`]'s nearest boundaries, 18 tokens:
+/// 8 + 10 rather than 12 + 6); every kernel takes any row count, and an uneven critical path
+/// costs more than a partial row tile.
 const ROW_BLOCK: usize = 4;
 
 /// What a forward pass runs with: the kernel table, the precision, and the parallel executor.
