@@ -6,8 +6,8 @@
 //! only what differs per instruction set: the register tile's k loop (`asm!`) and how its
 //! accumulators become output rows (MLAS plugs its kernels into one driver the same way).
 //! Rows are read in place from the row-major activations (no packing), so the driver needs no
-//! k blocking: one 16-column block of weights (at most 2 x 1536 x 16 bytes) stays in L1/L2
-//! while every row block streams past it.
+//! k blocking: one 16-column block of weights (16 k bytes: 24 KiB at BERT's widest k = 1536)
+//! stays in L1/L2 while every row block streams past it.
 
 use crate::kernels::{GemmI8, Layout, MatMut};
 use core::arch::aarch64::*;
