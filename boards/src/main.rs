@@ -259,25 +259,17 @@ enum Line {
 fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
     line.clear();
     loop {
-        let chunk = match reader.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
+        let Some((take, done)) = line_piece(reader)? else {
             return Ok(match line.len() {
                 0 => Line::End,
                 n => Line::Complete(n),
             });
-        }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(p) => (p + 1, true),
-            None => (chunk.len(), false),
         };
         if line.len() + take > max + usize::from(done) {
             return Ok(Line::TooLong);
         }
-        line.extend_from_slice(&chunk[..take]);
+        // The same buffered bytes `line_piece` saw: `fill_buf` does no I/O before `consume`.
+        line.extend_from_slice(&reader.fill_buf()?[..take]);
         reader.consume(take);
         if done {
             return Ok(Line::Complete(line.len()));
@@ -288,24 +280,31 @@ fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::i
 /// Drops input up to and including the next `\n`; returns the bytes dropped.
 fn skip_line(reader: &mut dyn BufRead) -> std::io::Result<usize> {
     let mut total = 0usize;
+    while let Some((take, done)) = line_piece(reader)? {
+        reader.consume(take);
+        total = total.saturating_add(take);
+        if done {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// The next buffered piece of the current line: `(bytes up to and including a \n, or all that
+/// is buffered; whether it ends the line)`, retrying interrupted reads; `None` at the end of
+/// input. Nothing is consumed.
+fn line_piece(reader: &mut dyn BufRead) -> std::io::Result<Option<(usize, bool)>> {
     loop {
         let chunk = match reader.fill_buf() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if chunk.is_empty() {
-            return Ok(total);
-        }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(p) => (p + 1, true),
-            None => (chunk.len(), false),
-        };
-        reader.consume(take);
-        total = total.saturating_add(take);
-        if done {
-            return Ok(total);
-        }
+        return Ok(match chunk.iter().position(|&b| b == b'\n') {
+            _ if chunk.is_empty() => None,
+            Some(p) => Some((p + 1, true)),
+            None => Some((chunk.len(), false)),
+        });
     }
 }
 
@@ -686,5 +685,38 @@ fn run(command: Command) -> Result<(), String> {
             println!("{}", output::tokenize_json(&m, &tokens[..enc.len]));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    /// Through a 2-byte buffer, so that every line arrives in pieces.
+    #[test]
+    fn lines_are_read_whole_bounded_and_skipped() {
+        let mut r = std::io::BufReader::with_capacity(2, &b"ab\ncdefgh\n\nlast"[..]);
+        let mut line = Vec::new();
+        assert!(matches!(
+            read_line(&mut r, &mut line, 4),
+            Ok(Line::Complete(3))
+        ));
+        assert_eq!(line, b"ab\n");
+        // "cde" held (the buffer's pieces: "c", "de"), then "fg" would pass the limit: reported
+        // before the line is read whole, and the rest ("fg", "h\n") is skipped.
+        assert!(matches!(read_line(&mut r, &mut line, 4), Ok(Line::TooLong)));
+        assert_eq!(skip_line(&mut r).unwrap(), 4);
+        assert!(matches!(
+            read_line(&mut r, &mut line, 4),
+            Ok(Line::Complete(1))
+        ));
+        // The last line has no `\n` and exactly the limit's length.
+        assert!(matches!(
+            read_line(&mut r, &mut line, 4),
+            Ok(Line::Complete(4))
+        ));
+        assert_eq!(line, b"last");
+        assert!(matches!(read_line(&mut r, &mut line, 4), Ok(Line::End)));
+        assert_eq!(skip_line(&mut r).unwrap(), 0);
     }
 }
