@@ -225,15 +225,7 @@ pub struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// The contiguous `[rows, cols]` matrix at the start of `out`. Panics if `out` is shorter.
     pub fn new(out: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a> {
-        let len = rows.checked_mul(cols).expect("matrix size overflows");
-        let out = &mut out[..len];
-        MatMut {
-            ptr: core::ptr::NonNull::from(out).cast(),
-            rows,
-            cols,
-            ldc: cols,
-            _borrow: core::marker::PhantomData,
-        }
+        Self::strided(out, rows, cols, cols)
     }
 
     /// A view of `rows` rows of `cols` elements, `ldc >= cols` apart, from `ptr`.
@@ -303,9 +295,11 @@ impl<'a> MatMut<'a> {
     pub fn split_cols(&mut self, at: usize) -> (MatMut<'_>, MatMut<'_>) {
         assert!(at <= self.cols);
         // SAFETY: the two views cover disjoint columns of this one's rows, which `&mut self`
-        // lends them; the second starts inside the first row (or is empty).
+        // lends them. With rows, `ptr + at` (`at <= cols`) and each of its rows' starts lie
+        // inside this view's span or one past its last element; without, the view may be
+        // dangling and so is the second.
         unsafe {
-            let second = if at == self.cols {
+            let second = if self.rows == 0 {
                 core::ptr::NonNull::dangling().as_ptr()
             } else {
                 self.ptr.as_ptr().add(at)

@@ -75,7 +75,6 @@ struct Sdot;
 unsafe impl MicroKernel for Sdot {
     const LAYOUT: Layout = Layout::K4N16;
     const ROWS: usize = 4;
-    const K_STEP: usize = 16;
 
     #[inline(always)]
     unsafe fn kloop(

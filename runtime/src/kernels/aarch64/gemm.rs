@@ -53,8 +53,8 @@ pub(crate) unsafe trait MicroKernel {
     /// Rows of a full tile (at most 4).
     const ROWS: usize;
     /// k per step: a step reads `K_STEP` bytes of each row and 4 k-groups (256 bytes) of each
-    /// panel (`K_STEP = 4 x` the layout's k-group).
-    const K_STEP: usize;
+    /// panel.
+    const K_STEP: usize = 4 * Self::LAYOUT.tile().1;
 
     /// `steps` steps of the rows at `a[..rows]` times the block's panels `b[..panels]`,
     /// added to `acc`. `a[r]` for `r >= rows` repeats the last row (a kernel may compute it
@@ -110,7 +110,7 @@ pub(crate) struct Block<'a> {
 pub(crate) unsafe fn gemm<K: MicroKernel>(p: &GemmI8<'_>, out: &mut MatMut<'_>) {
     let (m, n, k) = (p.m, p.w.n, p.w.k);
     let (panel_cols, group_k) = K::LAYOUT.tile();
-    debug_assert!(p.w.layout == K::LAYOUT && K::K_STEP == 4 * group_k && 16 % panel_cols == 0);
+    debug_assert!(p.w.layout == K::LAYOUT && 16 % panel_cols == 0);
     // A k-group of a panel is 64 bytes in both layouts (16 x 4, 8 x 8).
     let panel_bytes = k.div_ceil(group_k) * 64;
     let steps = k / K::K_STEP;

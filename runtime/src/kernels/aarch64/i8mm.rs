@@ -117,7 +117,6 @@ struct SmmlaK8N8;
 unsafe impl MicroKernel for SmmlaK8N8 {
     const LAYOUT: Layout = Layout::K8N8;
     const ROWS: usize = 4;
-    const K_STEP: usize = 32;
 
     #[inline(always)]
     unsafe fn kloop(
@@ -190,7 +189,6 @@ struct SmmlaK4N16;
 unsafe impl MicroKernel for SmmlaK4N16 {
     const LAYOUT: Layout = Layout::K4N16;
     const ROWS: usize = 4;
-    const K_STEP: usize = 16;
 
     #[inline(always)]
     unsafe fn kloop(

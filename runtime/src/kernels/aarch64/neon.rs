@@ -61,7 +61,6 @@ struct Neon;
 unsafe impl MicroKernel for Neon {
     const LAYOUT: Layout = Layout::K4N16;
     const ROWS: usize = 2;
-    const K_STEP: usize = 16;
 
     #[inline(always)]
     unsafe fn kloop(
