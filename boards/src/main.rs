@@ -300,11 +300,13 @@ fn line_piece(reader: &mut dyn BufRead) -> std::io::Result<Option<(usize, bool)>
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        return Ok(match chunk.iter().position(|&b| b == b'\n') {
-            _ if chunk.is_empty() => None,
-            Some(p) => Some((p + 1, true)),
-            None => Some((chunk.len(), false)),
-        });
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some(match chunk.iter().position(|&b| b == b'\n') {
+            Some(p) => (p + 1, true),
+            None => (chunk.len(), false),
+        }));
     }
 }
 
