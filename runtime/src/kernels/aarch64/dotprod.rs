@@ -24,7 +24,7 @@ pub static DOTPROD: Kernels = Kernels {
     unsigned_activations: false,
     quantize_rows: super::quantize_rows,
     gemm_i8,
-    gemm_f32: reference::gemm_f32,
+    gemm_f32: super::float::gemm_f32,
     softmax: super::ops::softmax,
     activate: super::ops::activate,
     attention: super::ops::attention,

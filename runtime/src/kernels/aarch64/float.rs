@@ -1,23 +1,27 @@
-//! The float steps of attention with NEON: the f32 GEMMs (`Q K^T`, `P V`, as
-//! `x86_64/f32gemm.rs` is for x86) and the softmax. Both are bit-identical to the portable code in
-//! [`vector`] (unit tests below compare every bit), so outputs do not change with the path,
-//! the firmware and Linux agree, and only the instruction count drops.
+//! The float steps with NEON: attention's f32 GEMMs (`Q K^T`, `P V`, as `x86_64/f32gemm.rs` is
+//! for x86), the softmax, and the GEMM of f32 weights (task heads, layers kept in f32). All are
+//! bit-identical to the portable code in [`vector`] and [`reference`] (unit tests below compare
+//! every bit), so outputs do not change with the path, the firmware and Linux agree, and only
+//! the instruction count drops.
 //!
 //! - [`gemm_nn`]: the portable kernel leaves the register tiling to LLVM, which spills its
 //!   4 x 32 tile on aarch64: about one multiply-add per instruction. Here a 4 x 16 tile lives in
 //!   16 registers; per 4 k: 4 activation loads, 16 B loads and 64 `FMLA` (by lane), 256
 //!   multiply-adds in 84 instructions. Every output is the same chain
 //!   `acc = fma(a[i][p], b[p][j], acc)` for `p = 0, 1, ...`, then `acc * alpha`; the edges (the
-//!   last `n % 16` columns, the last `m % 4` rows) go to the portable code.
+//!   last `n % 16` columns, the last `m % 4` rows) go to the portable code. Tiles are scaled and
+//!   stored from registers.
 //! - [`softmax`]: LLVM turned the portable 16-lane loops into gathers and spills; here the same
 //!   16 lanes are four registers, with the same clamp, Cody-Waite reduction, Horner polynomial
-//!   and exponent bits as [`vector::exp`].
+//!   and exponent bits as [`vector::exp_nonpositive`].
 //!
-//! (A NEON erf GELU written the same way executed as many instructions as LLVM's vectorisation
-//! of the portable loop, about 13 an element, so the portable one stays.)
+//! - [`gemm_f32`]: f32 weights with the reference's eight-lane sums (multiply, then add).
+//!
+//! (GELU stays the portable loop: LLVM vectorises its rational erf well, about 8 instructions an
+//! element; a NEON copy of the earlier exp-based erf was no better than LLVM's, about 13.)
 
 use crate::kernels::vector::{self, Matrix};
-use crate::kernels::MatMut;
+use crate::kernels::{reference, GemmF32, MatMut, Weights};
 use core::arch::aarch64::*;
 use core::arch::asm;
 
@@ -47,26 +51,33 @@ pub fn gemm_nn(
     if k == 0 || !fits(m4, a.stride, k, a.data.len()) || !fits(k, b.stride, n16, b.data.len()) {
         return vector::gemm_nn(m, n, k, a, b, c, alpha, madd);
     }
+    // Tiles store straight from registers: `m4 <= rows`, `n16 <= cols` of `c` (the portable
+    // code would panic otherwise, so let it).
+    if m4 > c.rows() || n16 > c.cols() {
+        return vector::gemm_nn(m, n, k, a, b, c, alpha, madd);
+    }
+    let (ldc, c_ptr) = (c.ldc(), c.as_mut_ptr());
     for i in (0..m4).step_by(4) {
         for j in (0..n16).step_by(16) {
-            let mut acc = [[0.0f32; 16]; 4];
             // SAFETY: rows `i..i + 4 <= m4` of `a` hold `k` floats from `a.data[(i + r) *
             // a.stride]`, rows `0..k` of `b` hold 16 floats from column `j + 16 <= n16` (both
-            // checked above); NEON is part of the aarch64 baseline.
+            // checked above); the 4 x 16 outputs at rows `i + r < m4 <= c.rows()`, columns
+            // `j..j + 16 <= n16 <= c.cols()` are the view's own (`c` is borrowed mutably);
+            // NEON is part of the aarch64 baseline.
             unsafe {
-                tile_4x16(
-                    &mut acc,
+                let acc = tile_4x16(
                     a.data.as_ptr().add(i * a.stride),
                     a.stride,
                     b.data.as_ptr().add(j),
                     b.stride,
                     k,
-                )
-            };
-            for (r, acc) in acc.iter().enumerate() {
-                let out = &mut c.row(i + r)[j..j + 16];
-                for (o, &v) in out.iter_mut().zip(acc) {
-                    *o = v * alpha;
+                );
+                for (r, acc) in acc.iter().enumerate() {
+                    let scaled = acc.map(|v| vmulq_n_f32(v, alpha));
+                    vst1q_f32_x4(
+                        c_ptr.add((i + r) * ldc + j),
+                        float32x4x4_t(scaled[0], scaled[1], scaled[2], scaled[3]),
+                    );
                 }
             }
         }
@@ -106,21 +117,22 @@ pub fn gemm_nn(
     }
 }
 
-/// `acc[r][l]` = the fma chain over `p` of `a[r][p] * b[p][l]`, for 4 rows and 16 columns, in
-/// `asm!` so that the 16 accumulators stay in registers (v16-v31; rows in v0-v3, a row of B in
-/// v4-v7): LLVM spilled the same loop written with intrinsics.
+/// Lane `l % 4` of `[r][l / 4]` = the fma chain over `p` of `a[r][p] * b[p][l]`, for 4 rows and
+/// 16 columns, in `asm!` so that the 16 accumulators stay in registers (v16-v31; rows in v0-v3,
+/// a row of B in v4-v7): LLVM spilled the same loop written with intrinsics. Returned in
+/// registers, so the caller scales and stores them without a round trip through memory (which
+/// cost as much as the k loop when k is a head's 32).
 ///
 /// # Safety
 /// `a + r * lda` holds `k` floats for `r < 4`, `b + p * ldb` holds 16 floats for `p < k`.
 #[inline(always)]
 unsafe fn tile_4x16(
-    acc: &mut [[f32; 16]; 4],
     a: *const f32,
     lda: usize,
     b: *const f32,
     ldb: usize,
     k: usize,
-) {
+) -> [[float32x4_t; 4]; 4] {
     // SAFETY: the loops read `k` floats of each row of `a` and 16 floats of `k` rows of `b`
     // (post-incremented pointers, the contract's ranges); only declared registers change.
     unsafe {
@@ -301,9 +313,83 @@ unsafe fn tile_4x16(
                 options(nostack, readonly),
             );
         }
-        for (r, c) in c.iter().enumerate() {
-            vst1q_f32_x4(acc[r].as_mut_ptr(), float32x4x4_t(c[0], c[1], c[2], c[3]));
+        c
+    }
+}
+
+/// [`reference::gemm_f32`] bit for bit, with NEON for f32 weights (task heads, layers kept in
+/// f32): each output is the reference's `dot4` sum, eight lanes of separate multiplies and
+/// adds (no FMLA: the reference has none), folded `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 +
+/// l7))`, plus the scalar tail, plus the bias. LLVM's vectorisation of the portable loop shuffled
+/// lanes through the stack (3 to 4 instructions a multiply-add, and it varied from build to
+/// build); here it is 22 instructions for 32. f16 weights go to the reference.
+pub fn gemm_f32(p: &GemmF32<'_>, out: &mut [f32]) {
+    let (m, n, k) = (p.m, p.n, p.k);
+    let w = match p.w {
+        Weights::F32(w) => w,
+        _ => return reference::gemm_f32(p, out),
+    };
+    let fits = |len: usize, rows: usize| rows.checked_mul(k).is_some_and(|need| need <= len);
+    if !fits(w.len(), n)
+        || !fits(p.a.len(), m)
+        || m.checked_mul(n).is_none_or(|need| need > out.len())
+        || p.bias.is_some_and(|b| b.len() < n)
+    {
+        // Let the reference report the bad shapes.
+        return reference::gemm_f32(p, out);
+    }
+    let bias = |j: usize| p.bias.map_or(0.0, |b| b[j]);
+    let k8 = k - k % 8;
+    let mut j = 0;
+    while j + 4 <= n {
+        let rows: [&[f32]; 4] = core::array::from_fn(|r| &w[(j + r) * k..(j + r + 1) * k]);
+        for i in 0..m {
+            let a = &p.a[i * k..(i + 1) * k];
+            // SAFETY: `a` and the four rows hold `k >= k8` floats each; NEON is baseline.
+            let d = unsafe { dot4(a, rows, k8) };
+            for r in 0..4 {
+                let tail: f32 = a[k8..].iter().zip(&rows[r][k8..]).map(|(x, y)| x * y).sum();
+                out[i * n + j + r] = d[r] + tail + bias(j + r);
+            }
         }
+        j += 4;
+    }
+    for jj in j..n {
+        for i in 0..m {
+            out[i * n + jj] =
+                reference::dot_f32(&p.a[i * k..(i + 1) * k], &w[jj * k..(jj + 1) * k]) + bias(jj);
+        }
+    }
+}
+
+/// The first `k8` (a multiple of 8) elements of `a` against four rows, each folded as the
+/// reference's `dot4` folds its eight lanes (the tail is the caller's).
+///
+/// # Safety
+/// `a` and every row hold at least `k8` floats.
+#[inline(always)]
+unsafe fn dot4(a: &[f32], w: [&[f32]; 4], k8: usize) -> [f32; 4] {
+    // SAFETY: every load reads 8 floats at an offset `< k8` (the contract).
+    unsafe {
+        let z = vdupq_n_f32(0.0);
+        let mut lo = [z; 4];
+        let mut hi = [z; 4];
+        let mut p = 0;
+        while p < k8 {
+            let x = vld1q_f32_x2(a.as_ptr().add(p));
+            for r in 0..4 {
+                let y = vld1q_f32_x2(w[r].as_ptr().add(p));
+                lo[r] = vaddq_f32(lo[r], vmulq_f32(x.0, y.0));
+                hi[r] = vaddq_f32(hi[r], vmulq_f32(x.1, y.1));
+            }
+            p += 8;
+        }
+        core::array::from_fn(|r| {
+            // [l0 + l4, l1 + l5, l2 + l6, l3 + l7], then (v0 + v1) + (v2 + v3).
+            let v = vaddq_f32(lo[r], hi[r]);
+            let pairs = vpaddq_f32(v, v);
+            vpadds_f32(vget_low_f32(pairs))
+        })
     }
 }
 
@@ -335,7 +421,7 @@ pub fn softmax(x: &mut [f32]) {
         let mut chunks = x.chunks_exact_mut(16);
         let mut exp16 = |p: *mut f32| {
             let v = vld1q_f32_x4(p);
-            let e = [v.0, v.1, v.2, v.3].map(|v| exp(vsubq_f32(v, vmax)));
+            let e = [v.0, v.1, v.2, v.3].map(|v| exp_nonpositive(vsubq_f32(v, vmax)));
             for l in 0..4 {
                 sums[l] = vaddq_f32(sums[l], e[l]);
             }
@@ -369,30 +455,26 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// [`vector::exp`] on 4 lanes, operation for operation.
+/// [`vector::exp_nonpositive`] on 4 lanes, operation for operation.
 #[inline(always)]
-unsafe fn exp(x: float32x4_t) -> float32x4_t {
-    const MAGIC: f32 = 12_582_912.0;
+unsafe fn exp_nonpositive(x: float32x4_t) -> float32x4_t {
     // SAFETY: NEON arithmetic only.
     unsafe {
-        // f32::clamp: below -87 -> -87, above 88 -> 88, else x (a NaN stays).
-        let lo = vdupq_n_f32(-87.0);
-        let hi = vdupq_n_f32(88.0);
-        let x = vbslq_f32(vcltq_f32(x, lo), lo, x);
-        let x = vbslq_f32(vcgtq_f32(x, hi), hi, x);
-        let magic = vdupq_n_f32(MAGIC);
+        // `x.max(-87.0)`: FMAXNM is `f32::max` (a NaN gives -87).
+        let x = vmaxnmq_f32(x, vdupq_n_f32(-87.0));
+        let magic = vdupq_n_f32(12_582_912.0);
         let t = vfmaq_f32(magic, x, vdupq_n_f32(vector::LOG2E));
         let n = vsubq_f32(t, magic);
-        let neg_n = vnegq_f32(n);
-        let r = vfmaq_f32(x, neg_n, vdupq_n_f32(vector::LN2_HI));
-        let r = vfmaq_f32(r, neg_n, vdupq_n_f32(vector::LN2_LO));
+        // fma(-n, c, r) is FMLS (the negation is exact).
+        let r = vfmsq_f32(x, n, vdupq_n_f32(vector::LN2_HI));
+        let r = vfmsq_f32(r, n, vdupq_n_f32(vector::LN2_LO));
         let mut p = vdupq_n_f32(vector::EXP_POLY[0]);
         for &c in &vector::EXP_POLY[1..] {
             p = vfmaq_f32(vdupq_n_f32(c), p, r);
         }
-        let bits = vshlq_n_u32::<23>(vaddq_u32(
-            vsubq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(MAGIC.to_bits())),
-            vdupq_n_u32(127),
+        let bits = vshlq_n_u32::<23>(vsubq_u32(
+            vreinterpretq_u32_f32(t),
+            vdupq_n_u32(vector::EXP_BIAS),
         ));
         vmulq_f32(p, vreinterpretq_f32_u32(bits))
     }
@@ -405,6 +487,48 @@ mod tests {
 
     fn madd(x: f32, y: f32, z: f32) -> f32 {
         x.mul_add(y, z)
+    }
+
+    /// The f32-weight GEMM (heads, kept-float layers) bit for bit the reference: row blocks of
+    /// 4 and the leftover rows, k around the 8-lane blocks, with and without bias, and an f16
+    /// layer (the reference's path).
+    #[test]
+    fn f32_weights_equal_the_reference_bit_for_bit() {
+        let mut rng = Rng(12);
+        for (m, n, k) in [
+            (1, 1, 1),
+            (3, 4, 8),
+            (5, 7, 9),
+            (17, 9, 384),
+            (128, 13, 384),
+            (2, 5, 0),
+        ] {
+            let a: std::vec::Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0 - 2.0).collect();
+            let w: std::vec::Vec<f32> = (0..n * k).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let h: std::vec::Vec<u16> = w
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let bias: std::vec::Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            for weights in [Weights::F32(&w), Weights::F16(&h)] {
+                for bias in [None, Some(&bias[..])] {
+                    let p = GemmF32 {
+                        m,
+                        n,
+                        k,
+                        a: &a,
+                        w: weights,
+                        bias,
+                    };
+                    let (mut want, mut got) = (std::vec![0f32; m * n], std::vec![1f32; m * n]);
+                    reference::gemm_f32(&p, &mut want);
+                    gemm_f32(&p, &mut got);
+                    let bits =
+                        |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "m {m} n {n} k {k}");
+                }
+            }
+        }
     }
 
     /// Bit for bit the portable kernel, for every shape class (full tiles, column and row

@@ -39,7 +39,7 @@ pub static I8MM: Kernels = Kernels {
     unsigned_activations: false,
     quantize_rows: super::quantize_rows,
     gemm_i8,
-    gemm_f32: reference::gemm_f32,
+    gemm_f32: super::float::gemm_f32,
     softmax: super::ops::softmax,
     activate: super::ops::activate,
     attention: super::ops::attention,
