@@ -237,7 +237,9 @@ fn json(s: &str) -> Value {
 ///   1e-6). The firmware is that program's runtime without an operating system.
 /// - This machine's own `bertq` (x86 kernels; the same int8 arithmetic and fused multiply-adds
 ///   in the float steps, vectorised differently): the same entities and labels, scores within
-///   1e-4.
+///   1e-2. Float steps that differ in the last bit can flip one activation's int8 rounding, and
+///   a low-confidence entity then moves by several 1e-3 (the routing number below: 0.556 with
+///   the avx512vnni table, 0.563 with avx2 and on ARM, which agree bit for bit here).
 struct Expected {
     arm: Vec<String>,
     host: Vec<String>,
@@ -257,7 +259,7 @@ impl Expected {
 
     fn check(&self, i: usize, got: &Value, context: &str) {
         assert_close_within(got, &json(&self.arm[i]), 1e-6, context);
-        assert_close_within(got, &json(&self.host[i]), 1e-4, context);
+        assert_close_within(got, &json(&self.host[i]), 1e-2, context);
     }
 }
 
