@@ -19,7 +19,7 @@ pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
 pub(crate) const LN2_HI: f32 = 0.693_359_4;
 pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// e^r on |r| <= ln2 / 2, highest degree first: a degree-5 polynomial with p(0) = 1, fitted for
-/// the least maximum relative error (9.2e-8; `scripts/gen_exp_poly.py`), so that `exp` is within
+/// the least maximum relative error (9.2e-8; `scripts/gen_float_polys.py`), so that `exp` is within
 /// 1.6e-7 of e^x in f32 with fused multiply-adds. Two degrees fewer than Taylor's degree 7 for
 /// the same 2-ulp bound: two multiply-adds less per lane in every softmax and GELU.
 pub(crate) const EXP_POLY: [f32; 6] = [
@@ -30,7 +30,7 @@ pub(crate) const EXP_POLY: [f32; 6] = [
     0.999_999_7,
     1.0,
 ];
-const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+pub(crate) const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
 /// `bits(t) - EXP_BIAS` is the biased exponent of 2^n when `t = n + MAGIC` (see [`exp_clamped`]).
 pub(crate) const EXP_BIAS: u32 = MAGIC.to_bits() - 127;
 
@@ -131,7 +131,8 @@ pub fn softmax(x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
             sums[l] += c[l];
         }
     }
-    // The tail through one padded 16-lane block, so it vectorises too (exp(-inf - max) = e^-87, nothing against the sum).
+    // The tail through one padded 16-lane block, so it vectorises too (exp(-inf - max) = e^-87,
+    // nothing against the sum).
     let tail = chunks.into_remainder();
     if !tail.is_empty() {
         let mut block = [f32::NEG_INFINITY; 16];

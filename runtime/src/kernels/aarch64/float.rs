@@ -462,7 +462,7 @@ unsafe fn exp_nonpositive(x: float32x4_t) -> float32x4_t {
     unsafe {
         // `x.max(-87.0)`: FMAXNM is `f32::max` (a NaN gives -87).
         let x = vmaxnmq_f32(x, vdupq_n_f32(-87.0));
-        let magic = vdupq_n_f32(12_582_912.0);
+        let magic = vdupq_n_f32(vector::MAGIC);
         let t = vfmaq_f32(magic, x, vdupq_n_f32(vector::LOG2E));
         let n = vsubq_f32(t, magic);
         // fma(-n, c, r) is FMLS (the negation is exact).
