@@ -3,6 +3,7 @@
 //! what a server with N workers would take.
 
 use crate::profiles::{self, Profile};
+use bertq_runtime::kernels::Kernels;
 use bertq_runtime::{MemorySizes, Model};
 use std::fmt::Write as _;
 
@@ -148,8 +149,9 @@ pub fn report(
     source: &str,
     file_len: usize,
     args: &DoctorArgs,
-    kernels_in_use: &str,
+    kernels: &Kernels,
 ) -> Result<String, String> {
+    let kernels_in_use = kernels.name;
     let mut s = String::new();
     let mut line = |k: &str, v: String| {
         let _ = writeln!(s, "{k:<14}{v}");
@@ -233,7 +235,12 @@ pub fn report(
         .or(profile.map(|p| p.workers as usize))
         .unwrap_or(2)
         .max(1) as u64;
-    let need = profiles::server_bytes(file_len as u64, session, workers);
+    // `bertq serve` converts the weights to the table's own layout when it has one.
+    let repack = model
+        .repack_plan(kernels)
+        .filter(|_| crate::repack_enabled());
+    let need = profiles::server_bytes(file_len as u64, session, workers)
+        .saturating_add(repack.map_or(0, |(_, len)| len as u64));
     line(
         "model",
         format!(
@@ -243,12 +250,29 @@ pub fn report(
             mb(session)
         ),
     );
+    if let Some((layout, len)) = repack {
+        line(
+            "weights",
+            format!(
+                "converted at load to {layout:?} for the {} kernels: {} besides the file \
+                 ({}=0 keeps the file's layout)",
+                kernels.name,
+                mb(len as u64),
+                crate::REPACK_ENV
+            ),
+        );
+    }
     line(
         "server needs",
         format!(
-            "{}: {workers} workers x {} + the file",
+            "{}: {workers} workers x {} + the file{}",
             mb(need),
-            mb(session)
+            mb(session),
+            if repack.is_some() {
+                " + the converted weights"
+            } else {
+                ""
+            }
         ),
     );
     match memory() {

@@ -45,6 +45,16 @@ pub const MAX_THREADS: usize = 256;
 /// The longest windowed input a session may be sized for (`--max-input-tokens`).
 pub const MAX_INPUT_TOKENS: usize = 1 << 18;
 
+/// Set to `0` to keep the model file's weight layout whatever the kernel table (by default the
+/// encoder's int8 weights are converted once at load to the table's own layout when it has a
+/// faster one: `Model::repacked`).
+pub const REPACK_ENV: &str = "BERTQ_REPACK";
+
+/// Whether [`REPACK_ENV`] allows converting the weights at load.
+pub fn repack_enabled() -> bool {
+    std::env::var(REPACK_ENV).map_or(true, |v| v != "0")
+}
+
 /// `value` if it is within `lo..=hi`, else an error naming the option.
 pub fn in_range(name: &str, value: usize, lo: usize, hi: usize) -> Result<usize, String> {
     if (lo..=hi).contains(&value) {

@@ -13,6 +13,7 @@ use bertq_runtime::format::ModelBytes;
 use bertq_runtime::format::TaskHead;
 use bertq_runtime::heads::question_answering::default_doc_stride;
 use bertq_runtime::heads::ScoreFunction;
+use bertq_runtime::kernels::Kernels;
 use bertq_runtime::{Aggregation, Model, Precision, QaOptions, RunOptions, Session};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
@@ -215,6 +216,42 @@ impl Source {
     fn load(&self) -> Result<Model<'_>, String> {
         Model::load(self.bytes()).map_err(|e| format!("{}: {e}", self.describe()))
     }
+    /// Loads the model for `kernels`: with the encoder's int8 weights converted once into `buf`
+    /// when the table has a faster layout of its own (an i8mm core given the default K4N16
+    /// file runs SMMLA on K8N8) and memory allows; else as the file has them. `log`: say so on
+    /// stderr (the server's start-up log; `run` prints only results).
+    fn load_for<'s>(
+        &'s self,
+        kernels: &Kernels,
+        buf: &'s mut Vec<i8>,
+        log: bool,
+    ) -> Result<Model<'s>, String> {
+        let model = self.load()?;
+        let Some((layout, len)) = model.repack_plan(kernels) else {
+            return Ok(model);
+        };
+        if !bertq_boards::repack_enabled() {
+            return Ok(model);
+        }
+        if log {
+            eprintln!(
+                "bertq: weights converted to {layout:?} for the {} kernels ({len} bytes)",
+                kernels.name
+            );
+        }
+        if buf.try_reserve_exact(len).is_err() {
+            eprintln!(
+                "bertq: warning: no memory to repack the weights for the {} kernels ({len} \
+                 bytes); running the file's layout",
+                kernels.name
+            );
+            return Ok(model);
+        }
+        buf.resize(len, 0);
+        model
+            .repacked(kernels, buf)
+            .map_err(|e| format!("{}: {e}", self.describe()))
+    }
 }
 
 fn main() -> ExitCode {
@@ -409,7 +446,9 @@ fn run(command: Command) -> Result<(), String> {
             let max_input_tokens =
                 in_range("--max-input-tokens", max_input_tokens, 1, MAX_INPUT_TOKENS)?;
             let source = Source::open(&model)?;
-            let model = source.load()?;
+            let kernels = choose_kernels(None)?;
+            let mut repacked = Vec::new();
+            let model = source.load_for(kernels, &mut repacked, false)?;
             let aggregation = aggregation
                 .and_then(|a| a.0)
                 .unwrap_or(model.default_aggregation());
@@ -430,7 +469,7 @@ fn run(command: Command) -> Result<(), String> {
             let max_input = if windowed { max_input_tokens } else { 0 };
             let mut session = Session::with_input_limit(&model, max_seq, max_input, threads)
                 .map_err(|e| e.to_string())?;
-            session.set_kernels(choose_kernels(None)?);
+            session.set_kernels(kernels);
             if let PrecisionArg::F32 = precision {
                 session.set_precision(Precision::F32);
             }
@@ -612,7 +651,8 @@ fn run(command: Command) -> Result<(), String> {
                 bertq_boards::in_range("--threads", threads, 1, bertq_boards::MAX_THREADS)?;
             let iters = bertq_boards::in_range("--iters", iters, 1, 10_000_000)?;
             let source = Source::open(&model)?;
-            let m = source.load()?;
+            let mut repacked = Vec::new();
+            let m = source.load_for(kernels, &mut repacked, false)?;
             let seq = session_length(&m, Some(seq))?;
             let r = bench::run(&m, kernels, seq, threads, iters)?;
             if json {
@@ -640,7 +680,8 @@ fn run(command: Command) -> Result<(), String> {
         } => {
             let kernels = choose_kernels(kernels.as_deref())?;
             let source = Source::read(&model)?;
-            let m = source.load()?;
+            let mut repacked = Vec::new();
+            let m = source.load_for(kernels, &mut repacked, true)?;
             bertq_boards::serve::main(&m, &args, kernels)
         }
         Command::Client(args) => bertq_boards::client::main(&args),
@@ -657,7 +698,7 @@ fn run(command: Command) -> Result<(), String> {
             }
             let source = Source::open(&model)?;
             let m = source.load()?;
-            let k = choose_kernels(None)?.name;
+            let k = choose_kernels(None)?;
             let len = source.bytes().len();
             print!(
                 "{}",

@@ -85,7 +85,8 @@ struct Args {
     /// Weight precision.
     #[arg(long, value_enum, default_value = "int8")]
     precision: Precision,
-    /// Weight layout for the target CPU's kernels (any layout runs anywhere, fastest on its own).
+    /// Weight layout for the target CPU's kernels (any layout runs anywhere; bertq converts the
+    /// weights at load to the CPU's own layout if it differs, at the cost of a copy in memory).
     #[arg(long, value_enum, default_value = "k4n16")]
     pack: Pack,
     /// Model name stored in the file (default: the input directory's name).

@@ -79,6 +79,11 @@ pub enum LoadError {
     Tokenizer(&'static str),
     /// Label names are not valid (count or encoding).
     InvalidLabels,
+    /// The buffer given to [`crate::Model::repacked`] is shorter than its plan.
+    RepackBuffer {
+        needed: usize,
+        got: usize,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -119,6 +124,10 @@ impl fmt::Display for LoadError {
             }
             LoadError::Tokenizer(why) => write!(f, "invalid tokenizer data: {why}"),
             LoadError::InvalidLabels => write!(f, "invalid label table"),
+            LoadError::RepackBuffer { needed, got } => write!(
+                f,
+                "repack buffer of {got} bytes is too small: the plan needs {needed}"
+            ),
         }
     }
 }

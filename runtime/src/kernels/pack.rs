@@ -1,5 +1,7 @@
 //! Weight layouts: how an int8 `[n, k]` matrix is ordered in the file so that a kernel streams
-//! it with plain sequential loads. The quantizer packs once, offline; loading never repacks.
+//! it with plain sequential loads. The quantizer packs once, offline; a program whose kernel
+//! table prefers another layout can convert the weights once at load into memory it owns
+//! ([`repack`], [`crate::Model::repacked`]), e.g. K4N16 to K8N8 for an i8mm core.
 //!
 //! - [`Layout::RowMajor`]: `w[r][c]` at `r * k + c`.
 //! - [`Layout::K4N16`]: for SDOT (aarch64 dot product) and VNNI (x86 `vpdpbusd`), which both
@@ -29,6 +31,16 @@ impl Layout {
             .checked_mul(k.checked_next_multiple_of(kr)?)
     }
 
+    /// How many consecutive `k` of one row the layout stores side by side (a whole row for
+    /// row-major): [`repack`] copies runs of this length.
+    const fn k_run(self) -> usize {
+        match self {
+            Layout::RowMajor => usize::MAX,
+            Layout::K4N16 => 4,
+            Layout::K8N8 => 8,
+        }
+    }
+
     /// Position of logical element `[row, col]` in the packed data.
     #[inline]
     pub fn index(self, k: usize, row: usize, col: usize) -> usize {
@@ -49,6 +61,35 @@ impl Layout {
             }
         }
     }
+}
+
+/// Copies an `[n, k]` int8 matrix from layout `from` (`src`) into layout `to` (`dst`),
+/// zero-filling `dst`'s padding. Copies runs of consecutive `k` (4 or 8 bytes between the
+/// packed layouts), so converting a whole model takes milliseconds. `false`, with nothing
+/// promised about `dst`, when a buffer is shorter than its layout's
+/// [`packed_len`](Layout::packed_len).
+pub fn repack(from: Layout, src: &[i8], to: Layout, dst: &mut [i8], n: usize, k: usize) -> bool {
+    let (Some(src_len), Some(dst_len)) = (from.packed_len(n, k), to.packed_len(n, k)) else {
+        return false;
+    };
+    let (Some(src), Some(dst)) = (src.get(..src_len), dst.get_mut(..dst_len)) else {
+        return false;
+    };
+    dst.fill(0);
+    let run = from.k_run().min(to.k_run()).min(k.max(1));
+    for row in 0..n {
+        for col in (0..k).step_by(run) {
+            let len = run.min(k - col);
+            let (s, d) = (from.index(k, row, col), to.index(k, row, col));
+            // Both indices are below the packed lengths checked above (`index` maps the
+            // logical matrix into them); `get` keeps a wrong layout table from panicking.
+            let (Some(s), Some(d)) = (src.get(s..s + len), dst.get_mut(d..d + len)) else {
+                return false;
+            };
+            d.copy_from_slice(s);
+        }
+    }
+    true
 }
 
 /// Packs a row-major `[n, k]` int8 matrix into `layout` (padding with zeros).
@@ -76,6 +117,35 @@ pub fn row_sums(w: &[i8], n: usize, k: usize) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repack_between_any_two_layouts_equals_packing_the_rows() {
+        const ALL: [Layout; 3] = [Layout::RowMajor, Layout::K4N16, Layout::K8N8];
+        for (n, k) in [
+            (1, 1),
+            (16, 4),
+            (17, 5),
+            (33, 43),
+            (8, 8),
+            (24, 72),
+            (3, 12),
+        ] {
+            let w: Vec<i8> = (0..n * k).map(|i| (i * 37 % 251) as i8).collect();
+            for from in ALL {
+                let src = pack(from, &w, n, k);
+                for to in ALL {
+                    // Garbage in the destination: padding must come out zero.
+                    let mut dst = vec![0x55i8; to.packed_len(n, k).unwrap() + 3];
+                    assert!(repack(from, &src, to, &mut dst, n, k));
+                    let want = pack(to, &w, n, k);
+                    assert_eq!(&dst[..want.len()], &want[..], "{from:?} -> {to:?} {n}x{k}");
+                    let short = to.packed_len(n, k).unwrap() - 1;
+                    assert!(!repack(from, &src, to, &mut dst[..short], n, k));
+                    assert!(!repack(from, &src[..src.len() - 1], to, &mut dst, n, k));
+                }
+            }
+        }
+    }
 
     #[test]
     fn index_is_a_bijection_into_the_padded_buffer() {

@@ -351,9 +351,9 @@ pub struct Layer<'a> {
     pub output_norm: LayerNorm<'a>,
 }
 
-impl Layer<'_> {
-    /// Whether every product of the layer is int8 in `precision` (what a column split needs).
-    fn is_int8(&self, precision: Precision) -> bool {
+impl<'a> Layer<'a> {
+    /// The six Linear layers, in the order they run.
+    pub fn linears(&self) -> [&Linear<'a>; 6] {
         [
             &self.query,
             &self.key,
@@ -362,8 +362,21 @@ impl Layer<'_> {
             &self.intermediate,
             &self.output,
         ]
-        .iter()
-        .all(|lin| lin.is_int8(precision))
+    }
+    pub fn linears_mut(&mut self) -> [&mut Linear<'a>; 6] {
+        [
+            &mut self.query,
+            &mut self.key,
+            &mut self.value,
+            &mut self.attention_output,
+            &mut self.intermediate,
+            &mut self.output,
+        ]
+    }
+
+    /// Whether every product of the layer is int8 in `precision` (what a column split needs).
+    fn is_int8(&self, precision: Precision) -> bool {
+        self.linears().iter().all(|lin| lin.is_int8(precision))
     }
 }
 

@@ -1,5 +1,6 @@
 //! A loaded model: the validated file, the encoder, the task head, the tokenizer and the labels,
-//! all borrowing the file's bytes.
+//! all borrowing the file's bytes (the encoder's int8 weights optionally converted, once, into a
+//! buffer the caller owns: [`Model::repacked`]).
 
 pub mod bert;
 
@@ -7,8 +8,27 @@ pub use bert::{Encoder, Precision, Scratch, MAX_LAYERS};
 
 use crate::format::{names, LoadError, ModelConfig, ModelFile, TaskHead};
 use crate::heads::{Aggregation, Entity, Head};
+use crate::kernels::{pack, Kernels, Layout, PackedI8, Weights};
 use crate::pii::PiiProfile;
 use crate::tokenizer::{Tokenizer, Vocab};
+
+/// Alignment of each repacked matrix (the file's tensor alignment: a cache line).
+const ALIGN: usize = crate::format::TENSOR_ALIGN;
+
+/// The int8 weights of a Linear that [`Model::repacked`] converts for `kernels`.
+fn repackable<'w>(w: &Weights<'w>, kernels: &Kernels) -> Option<PackedI8<'w>> {
+    let to = kernels.native_layout;
+    match *w {
+        Weights::I8(w)
+            if w.layout != to
+                && to != Layout::RowMajor
+                && (w.row_sums.is_some() || !kernels.unsigned_activations) =>
+        {
+            Some(w)
+        }
+        _ => None,
+    }
+}
 
 /// The label names (`id2label`), stored as a string table in the file.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +145,77 @@ impl<'a> Model<'a> {
             labels,
             pii,
         })
+    }
+
+    /// The layout [`Model::repacked`] would give the encoder's int8 weights for `kernels`, and
+    /// the bytes of buffer it needs; `None` when nothing would change. A table's own layout
+    /// runs fastest on it (i8mm's SMMLA kernel on K8N8 executes about a quarter fewer
+    /// instructions than on the default K4N16, SDOT and x86 tables run K8N8 in the
+    /// portable reference). Weights stay as they are for the reference table (it takes every
+    /// layout alike) and for a table with unsigned activations when the file has no row sums.
+    pub fn repack_plan(&self, kernels: &Kernels) -> Option<(Layout, usize)> {
+        let to = kernels.native_layout;
+        let mut bytes = 0usize;
+        for layer in &self.encoder.layers {
+            for lin in layer.linears() {
+                if let Some(w) = repackable(&lin.weight, kernels) {
+                    // Each matrix starts 64-byte aligned, as in the file.
+                    let len = to.packed_len(w.n, w.k)?.checked_add(ALIGN - 1)?;
+                    bytes = bytes.checked_add(len)?;
+                }
+            }
+        }
+        (bytes > 0).then_some((to, bytes))
+    }
+
+    /// This model with the encoder's int8 weights converted to `kernels`' own layout, written
+    /// into `buf` (at least [`Model::repack_plan`]'s bytes; the caller owns it, nothing is
+    /// allocated). The outputs are the same bit for bit: only the order of the weights changes.
+    /// Without a plan the model is returned as it is.
+    pub fn repacked<'b>(&self, kernels: &Kernels, buf: &'b mut [i8]) -> Result<Model<'b>, LoadError>
+    where
+        'a: 'b,
+    {
+        let mut model: Model<'b> = self.clone();
+        let Some((to, needed)) = self.repack_plan(kernels) else {
+            return Ok(model);
+        };
+        if buf.len() < needed {
+            return Err(LoadError::RepackBuffer {
+                needed,
+                got: buf.len(),
+            });
+        }
+        let mut rest = buf;
+        for layer in model.encoder.layers.iter_mut() {
+            for lin in layer.linears_mut() {
+                let Some(w) = repackable(&lin.weight, kernels) else {
+                    continue;
+                };
+                let len = to.packed_len(w.n, w.k).ok_or(LoadError::InvalidConfig(
+                    "weight matrix too large to repack",
+                ))?;
+                let pad = rest.as_ptr().align_offset(ALIGN);
+                let (_, aligned) = core::mem::take(&mut rest)
+                    .split_at_mut_checked(pad)
+                    .ok_or(LoadError::RepackBuffer { needed, got: 0 })?;
+                let (dst, tail) = aligned
+                    .split_at_mut_checked(len)
+                    .ok_or(LoadError::RepackBuffer { needed, got: 0 })?;
+                rest = tail;
+                if !pack::repack(w.layout, w.data, to, dst, w.n, w.k) {
+                    return Err(LoadError::InvalidConfig(
+                        "weight matrix does not fit its layout",
+                    ));
+                }
+                lin.weight = Weights::I8(PackedI8 {
+                    layout: to,
+                    data: dst,
+                    ..w
+                });
+            }
+        }
+        Ok(model)
     }
 
     /// The aggregation `bertq run` uses when none is asked for: `pii` for a token-classification

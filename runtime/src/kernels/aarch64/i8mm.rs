@@ -24,7 +24,9 @@
 //! 8x2 tiles of columns (0, 1) and (2, 3). Per 16 k of 4 rows x 16 columns: 4 activation loads
 //! (`LD2R` + `LD2`), 4 `LD1` (x4), 16 `ZIP`, 32 `SMMLA` (1024 MACs), 2 loop instructions: 17.7
 //! MACs per instruction against SDOT's 13.8, with no memory and no file change, so an i8mm core
-//! gains from any model file ([`kloop_k4n16`]). K8N8 files remain the fastest (26).
+//! gains from any model file ([`kloop_k4n16`]). K8N8 weights remain the fastest (26): `bertq`
+//! converts a K4N16 file to them at load (`Model::repacked`); this path serves the programs
+//! that keep the file's layout (the C API, the firmware, `BERTQ_REPACK=0`).
 //! Other layouts go to the reference.
 
 use super::gemm::{gemm, sizes_ok, tile_asm, Acc, Block, MicroKernel};
