@@ -16,12 +16,17 @@ one thread, the same synthetic input of exactly N tokens, and a TCG plugin
   creation and warm-up (Python's start-up varies by millions of instructions), I runs per
   length. qemu 7.2 shows the guest the host's /proc/cpuinfo, on which ONNX Runtime's CPU
   detection crashes, so the sysroot gets an ARM one for each emulated core.
+- tract (`--tract`): tools/tract-bench (tract-onnx 0.23), cross-built static for aarch64, on the
+  fp32 ONNX export and on ONNX Runtime's int8 model, counted between the marker calls its
+  `--markers` flag places around I runs after loading, optimising and warming up (the same fake
+  /proc/cpuinfo, through the sysroot: tract picks its kernels by the core's part number too).
 - qemu's `max` is run with SVE and SME off: with them ONNX Runtime switches to SVE/SME code whose
   emulated counts say nothing about speed. That leaves i8mm (SMMLA) and SDOT.
 
 Usage (from the repo root; the reference environment makes the ONNX models on first use):
     .venv-ref/bin/python scripts/count_inference.py [--cpus ...] [--seq 8 32 128]
         [--models minilm-l6 rampart-pii] [--iters 2] [--json out.json] [--no-ort] [--profile]
+        [--tract]
 
 Set-up on first use (cached in .cache/arm-count): `apt-get download` of Debian's dynamic
 qemu-user (the static one cannot load plugins) and of the arm64 Python packages, `pip download`
@@ -45,6 +50,8 @@ WORK = ROOT / ".cache" / "arm-count"
 COMPARE = ROOT / ".cache" / "compare"
 QEMU = WORK / "qemu" / "usr" / "bin" / "qemu-aarch64"
 PLUGIN = WORK / "libcount.so"
+TRACT_TARGET = ROOT / "tools" / "tract-bench" / "target"
+TRACT = TRACT_TARGET / "aarch64-unknown-linux-gnu" / "release" / "tract-bench"
 SYSROOT = WORK / "sysroot"
 
 CPUS = {
@@ -166,8 +173,9 @@ def count(cpu: str, argv: list[str], plugin_args: list[str], env: list[str] = ()
     return out.stdout, out.stderr
 
 
-def models(names: list[str]) -> dict[str, tuple[Path, Path]]:
-    """The bertq file and ONNX Runtime's int8 model for each name (compare_runtimes.py's)."""
+def models(names: list[str]) -> dict[str, tuple[Path, Path, Path]]:
+    """The bertq file, ONNX Runtime's int8 model and the fp32 export for each name
+    (compare_runtimes.py's)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import compare_runtimes as cr  # the reference environment's export and quantization
 
@@ -187,8 +195,39 @@ def models(names: list[str]) -> dict[str, tuple[Path, Path]]:
         if not bq.exists():
             run([str(quantizer), "--input", str(hf), "--output", str(bq), "--name", name,
                  "--quiet"])
-        out[name] = (bq, int8)
+        if not fp32.exists():
+            cr.export_onnx(hf, fp32, 16)
+        out[name] = (bq, int8, fp32)
     return out
+
+
+def build_tract() -> None:
+    """tools/tract-bench for aarch64, static (about 10 minutes the first time: tract-onnx)."""
+    import os
+    env = {**os.environ, "RUSTC": "/usr/bin/rustc", "RUSTDOC": "/usr/bin/rustdoc",
+           "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER": "aarch64-linux-gnu-gcc",
+           "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS": "-C target-feature=+crt-static",
+           "CC_aarch64_unknown_linux_gnu": "aarch64-linux-gnu-gcc",
+           "CARGO_TARGET_DIR": str(TRACT_TARGET)}
+    run(["cargo", "build", "--release", "-q", "--manifest-path",
+         str(ROOT / "tools" / "tract-bench" / "Cargo.toml"), "--target",
+         "aarch64-unknown-linux-gnu"], cwd=ROOT, env=env)
+
+
+def tract_count(cpu: str, onnx: Path, seq: int, iters: int) -> int | None:
+    """tract's instructions per inference, or None when it cannot run the model."""
+    fake_cpuinfo(cpu)
+    try:
+        _, err = count(cpu, [str(TRACT), str(onnx), str(seq), str(iters), "--markers"],
+                       ["marker=on"], sysroot=SYSROOT)
+    except RuntimeError as e:
+        print(f"    tract cannot run {onnx.name}: {str(e).strip().splitlines()[-1]}",
+              file=sys.stderr)
+        return None
+    segs = [int(x) for x in re.findall(r"segment \d+: (\d+)", err)]
+    if len(segs) != 1:
+        raise RuntimeError(f"expected one segment:\n{err[-2000:]}")
+    return segs[0] // iters
 
 
 def profile_ranges(binary: Path) -> Path:
@@ -265,6 +304,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=2, help="inferences per count (I and 2I)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-ort", action="store_true", help="bertq only")
+    ap.add_argument("--tract", action="store_true",
+                    help="also count tract (tools/tract-bench for aarch64) on the fp32 and int8 ONNX")
     ap.add_argument("--profile", action="store_true",
                     help="also print bertq's instructions by step (GEMM, attention, softmax, ...)")
     args = ap.parse_args()
@@ -278,12 +319,16 @@ def main() -> int:
     unstripped = stripped.with_name("bertq")
     ranges = profile_ranges(unstripped)
     files = models(args.models)
+    if args.tract:
+        build_tract()
 
     rows = []
     print(f"{'model':12} {'cpu':11} {'seq':>4} {'table':8} {'bertq':>13} {'in GEMMs':>13} "
-          f"{'outside':>12} {'ORT int8':>13} {'bertq/ORT':>9}", flush=True)
+          f"{'outside':>12} {'ORT int8':>13} {'bertq/ORT':>9}"
+          + (f" {'tract f32':>13} {'tract int8':>13} {'/tract f32':>10} {'/tract i8':>9}"
+             if args.tract else ""), flush=True)
     for name in args.models:
-        bq, onnx = files[name]
+        bq, onnx, fp32 = files[name]
         for cpu in args.cpus:
             ort = [None] * len(args.seq) if args.no_ort else ort_counts(cpu, onnx, args.seq,
                                                                           args.iters)
@@ -292,14 +337,20 @@ def main() -> int:
                                                      args.iters)
                 gemm = profile["int8_gemm"]
                 ratio = f"{total / o:.2f}" if o else "-"
+                t32 = tract_count(cpu, fp32, seq, args.iters) if args.tract else None
+                t8 = tract_count(cpu, onnx, seq, args.iters) if args.tract else None
+                tract = (f" {t32 or 0:13,} {t8 or 0:13,} "
+                         f"{f'{total / t32:.2f}' if t32 else '-':>10} "
+                         f"{f'{total / t8:.2f}' if t8 else '-':>9}") if args.tract else ""
                 print(f"{name:12} {cpu:11} {seq:4} {table:8} {total:13,} {gemm:13,} "
-                      f"{total - gemm:12,} {o or 0:13,} {ratio:>9}", flush=True)
+                      f"{total - gemm:12,} {o or 0:13,} {ratio:>9}{tract}", flush=True)
                 if args.profile:
                     print("    " + "  ".join(f"{k} {v / 1e6:.2f}M" for k, v in profile.items()),
                           flush=True)
                 rows.append({"model": name, "cpu": CPUS[cpu][0], "seq": seq, "kernels": table,
                              "bertq": total, "bertq_gemm": gemm, "bertq_outside_gemm": total - gemm,
                              "bertq_profile": profile, "ort_int8": o,
+                             "tract_fp32": t32, "tract_int8": t8,
                              "ratio": total / o if o else None})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

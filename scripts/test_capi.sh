@@ -16,6 +16,8 @@
 #     statically with aarch64-linux-gnu-gcc and run under qemu-aarch64 on cortex-a72 (NEON) and
 #     cortex-a76 (dot product), compared with the aarch64 `bertq run` (scripts/cross_build.sh)
 #     under the same CPU: byte-identical (long texts in windows of 64 tokens: emulation is slow);
+#     and on `max` (i8mm), where the session runs on weights converted to K8N8 in a buffer of
+#     the test's (bertq_repack_bytes, bertq_open_repacked: sizes and overlaps refused);
 #  4. bare metal: libbertq.a for aarch64-unknown-none (no std) linked into the C firmware of
 #     capi/examples/baremetal/ (own boot code, model linked in), booted on qemu-system-aarch64
 #     `virt` (cortex-a72), its UART output checked against the aarch64 `bertq run` (same
@@ -268,6 +270,11 @@ if [ "${SKIP_AARCH64:-0}" != 1 ]; then
         run_cases "qemu-aarch64-static -cpu $cpu" "$work/test_capi_arm" "$arm_bertq" "$cpu" 8 \
             ner-64 sentiment-top2-pair embedding
     done
+    # An i8mm core: the session runs on weights converted to K8N8 in a buffer of the caller's
+    # (bertq_repack_bytes / bertq_open_repacked), against `bertq run`, which converts them too.
+    step "aarch64: qemu-aarch64 -cpu max (i8mm, converted weights)"
+    run_cases "env BERTQ_EXPECT_REPACK=1 qemu-aarch64-static -cpu max" "$work/test_capi_arm" \
+        "$arm_bertq" max 8 ner-64
 
     # ---- 4. bare metal
     if [ "${SKIP_BARE_METAL:-0}" != 1 ]; then

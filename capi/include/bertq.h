@@ -443,6 +443,18 @@ size_t bertq_session_bytes_input(const uint8_t *model,
                                  size_t max_input);
 
 /*
+ The bytes of the buffer `bertq_open_repacked` needs to convert the model's encoder weights
+ to the layout of the kernel table a session would use on this CPU (e.g. K8N8 for an i8mm
+ core given the default K4N16 file: SMMLA's own layout, about a quarter fewer GEMM
+ instructions), or 0 when they are in it already (or the model is invalid). The weights run
+ correctly in any layout; this trades that much memory for speed.
+
+ # Safety
+ `model` must be NULL or point to `model_len` readable bytes.
+ */
+size_t bertq_repack_bytes(const uint8_t *model, size_t model_len);
+
+/*
  Opens a session for `model` (its bytes stay the caller's: valid and unchanged while the
  session is used) with windows of `max_seq` tokens, inside `memory`: 64-byte aligned,
  at least `bertq_session_bytes(model, model_len, max_seq)` bytes, not overlapping the model.
@@ -475,6 +487,27 @@ int bertq_open_input(const uint8_t *model,
                      void *memory,
                      size_t memory_len,
                      struct bertq_session **session);
+
+/*
+ `bertq_open_input` with the model's encoder weights converted into `repack` (any address,
+ at least `bertq_repack_bytes(model, model_len)` bytes, overlapping neither the model nor
+ `memory`) to the layout of the session's kernel table. The outputs are the same bit for bit
+ as without it. With `repack_len` 0 (`bertq_repack_bytes` returned 0) it is
+ `bertq_open_input`.
+
+ # Safety
+ As `bertq_open`; and `repack` must be NULL or point to `repack_len` writable bytes, valid
+ and untouched by the caller until the session is closed.
+ */
+int bertq_open_repacked(const uint8_t *model,
+                        size_t model_len,
+                        size_t max_seq,
+                        size_t max_input,
+                        void *repack,
+                        size_t repack_len,
+                        void *memory,
+                        size_t memory_len,
+                        struct bertq_session **session);
 
 /*
  Ends a session: its memory may be reused afterwards. Nothing to free; a closed (or NULL)

@@ -517,6 +517,31 @@ pub unsafe extern "C" fn bertq_session_bytes_input(
     size
 }
 
+/// The bytes of the buffer `bertq_open_repacked` needs to convert the model's encoder weights
+/// to the layout of the kernel table a session would use on this CPU (e.g. K8N8 for an i8mm
+/// core given the default K4N16 file: SMMLA's own layout, about a quarter fewer GEMM
+/// instructions), or 0 when they are in it already (or the model is invalid). The weights run
+/// correctly in any layout; this trades that much memory for speed.
+///
+/// # Safety
+/// `model` must be NULL or point to `model_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bertq_repack_bytes(model: *const u8, model_len: usize) -> usize {
+    let mut size = 0;
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let Ok(b) = (unsafe { bytes(model, model_len) }) else {
+            return BERTQ_ERR_NULL;
+        };
+        let Ok(m) = loaded(b) else {
+            return BERTQ_ERR_MODEL_INVALID;
+        };
+        size = m.repack_plan(choose_kernels()).map_or(0, |(_, len)| len);
+        BERTQ_OK
+    });
+    size
+}
+
 /// Opens a session for `model` (its bytes stay the caller's: valid and unchanged while the
 /// session is used) with windows of `max_seq` tokens, inside `memory`: 64-byte aligned,
 /// at least `bertq_session_bytes(model, model_len, max_seq)` bytes, not overlapping the model.
@@ -573,6 +598,57 @@ pub unsafe extern "C" fn bertq_open_input(
     })
 }
 
+/// `bertq_open_input` with the model's encoder weights converted into `repack` (any address,
+/// at least `bertq_repack_bytes(model, model_len)` bytes, overlapping neither the model nor
+/// `memory`) to the layout of the session's kernel table. The outputs are the same bit for bit
+/// as without it. With `repack_len` 0 (`bertq_repack_bytes` returned 0) it is
+/// `bertq_open_input`.
+///
+/// # Safety
+/// As `bertq_open`; and `repack` must be NULL or point to `repack_len` writable bytes, valid
+/// and untouched by the caller until the session is closed.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn bertq_open_repacked(
+    model: *const u8,
+    model_len: usize,
+    max_seq: usize,
+    max_input: usize,
+    repack: *mut c_void,
+    repack_len: usize,
+    memory: *mut c_void,
+    memory_len: usize,
+    session: *mut *mut bertq_session,
+) -> c_int {
+    guard(|| {
+        if session.is_null() {
+            return BERTQ_ERR_NULL;
+        }
+        // SAFETY: non-null and writable (the caller's contract).
+        unsafe { session.write(ptr::null_mut()) };
+        let repack = Repack {
+            ptr: repack.cast(),
+            len: repack_len,
+        };
+        // SAFETY: forwarded from the caller.
+        match unsafe { open_with(model, model_len, max_seq, max_input, repack, memory, memory_len) }
+        {
+            Ok(h) => {
+                // SAFETY: as above.
+                unsafe { session.write(h) };
+                BERTQ_OK
+            }
+            Err(s) => s,
+        }
+    })
+}
+
+/// The caller's buffer for converted weights (`len` 0: none).
+struct Repack {
+    ptr: *mut i8,
+    len: usize,
+}
+
 /// # Safety
 /// As `bertq_open`.
 unsafe fn open(
@@ -580,6 +656,25 @@ unsafe fn open(
     model_len: usize,
     max_seq: usize,
     max_input: usize,
+    memory: *mut c_void,
+    memory_len: usize,
+) -> Result<*mut bertq_session, c_int> {
+    let none = Repack {
+        ptr: ptr::null_mut(),
+        len: 0,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { open_with(model, model_len, max_seq, max_input, none, memory, memory_len) }
+}
+
+/// # Safety
+/// As `bertq_open_repacked`.
+unsafe fn open_with(
+    model: *const u8,
+    model_len: usize,
+    max_seq: usize,
+    max_input: usize,
+    repack: Repack,
     memory: *mut c_void,
     memory_len: usize,
 ) -> Result<*mut bertq_session, c_int> {
@@ -593,6 +688,29 @@ unsafe fn open(
     // `'static` stands for "until the session is closed", which the C contract enforces).
     let bytes: &'static [u8] = unsafe { bytes(model, model_len) }?;
     let m = loaded(bytes)?;
+    let m = if repack.len == 0 {
+        m
+    } else {
+        if repack.ptr.is_null() {
+            return Err(BERTQ_ERR_NULL);
+        }
+        let r = repack.ptr.cast::<u8>();
+        if repack.len > isize::MAX as usize
+            || overlaps(r, repack.len, model, model_len)
+            || overlaps(r, repack.len, memory.cast(), memory_len)
+        {
+            return Err(BERTQ_ERR_ARGUMENT);
+        }
+        // SAFETY: `repack.len` writable bytes (the caller's contract) that outlive the session,
+        // overlapping neither the model nor the session memory (checked just above); any byte
+        // is a valid i8.
+        let buf: &'static mut [i8] =
+            unsafe { core::slice::from_raw_parts_mut(repack.ptr, repack.len) };
+        m.repacked(choose_kernels(), buf).map_err(|e| match e {
+            LoadError::RepackBuffer { .. } => BERTQ_ERR_MEMORY_TOO_SMALL,
+            e => load_status(&e),
+        })?
+    };
     check_max_seq(&m, max_seq)?;
     let max_input = input_limit(max_seq, max_input)?;
     let p = plan(&m, max_seq, max_input).ok_or(BERTQ_ERR_MEMORY_TOO_SMALL)?;
