@@ -214,15 +214,21 @@ def build_tract() -> None:
          "aarch64-unknown-linux-gnu"], cwd=ROOT, env=env)
 
 
+TRACT_FAILED: dict[Path, str] = {}
+
+
 def tract_count(cpu: str, onnx: Path, seq: int, iters: int) -> int | None:
-    """tract's instructions per inference, or None when it cannot run the model."""
+    """tract's instructions per inference, or None when it cannot run the model (said once)."""
+    if onnx in TRACT_FAILED:
+        return None
     fake_cpuinfo(cpu)
     try:
         _, err = count(cpu, [str(TRACT), str(onnx), str(seq), str(iters), "--markers"],
-                       ["marker=on"], sysroot=SYSROOT)
+                       ["marker=on"], env=["RUST_BACKTRACE=0"], sysroot=SYSROOT)
     except RuntimeError as e:
-        print(f"    tract cannot run {onnx.name}: {str(e).strip().splitlines()[-1]}",
-              file=sys.stderr)
+        why = next((l for l in str(e).splitlines() if l.startswith("Error:")), "failed")
+        TRACT_FAILED[onnx] = why
+        print(f"    tract cannot run {onnx.name}: {why}", file=sys.stderr)
         return None
     segs = [int(x) for x in re.findall(r"segment \d+: (\d+)", err)]
     if len(segs) != 1:

@@ -61,7 +61,7 @@ pub struct ClientArgs {
     /// Token classification: the lowest entity score kept (default: the aggregation's).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Token classification: print the text with every entity replaced by [TYPE].
+    /// Token classification: print the text with every entity replaced by `[TYPE]`.
     #[arg(long, conflicts_with = "question")]
     pub redact: bool,
     /// Ask the server to reject texts longer than its maximum length instead of truncating.

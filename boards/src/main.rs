@@ -108,7 +108,7 @@ enum Command {
         /// profile's; compat: the package's per-token threshold, 0.5).
         #[arg(long, value_parser = parse_threshold)]
         threshold: Option<f32>,
-        /// Token classification: print the text with every entity replaced by [TYPE]
+        /// Token classification: print the text with every entity replaced by `[TYPE]`
         /// instead of JSON.
         #[arg(long)]
         redact: bool,
@@ -131,7 +131,7 @@ enum Command {
     Bench {
         #[command(flatten)]
         model: ModelArg,
-        /// Sequence length in tokens, [CLS] and [SEP] included.
+        /// Sequence length in tokens, `[CLS]` and `[SEP]` included.
         #[arg(long, default_value_t = 128)]
         seq: usize,
         /// Worker threads.

@@ -631,8 +631,11 @@ pub unsafe extern "C" fn bertq_open_repacked(
             len: repack_len,
         };
         // SAFETY: forwarded from the caller.
-        match unsafe { open_with(model, model_len, max_seq, max_input, repack, memory, memory_len) }
-        {
+        match unsafe {
+            open_with(
+                model, model_len, max_seq, max_input, repack, memory, memory_len,
+            )
+        } {
             Ok(h) => {
                 // SAFETY: as above.
                 unsafe { session.write(h) };
@@ -664,7 +667,11 @@ unsafe fn open(
         len: 0,
     };
     // SAFETY: forwarded from the caller.
-    unsafe { open_with(model, model_len, max_seq, max_input, none, memory, memory_len) }
+    unsafe {
+        open_with(
+            model, model_len, max_seq, max_input, none, memory, memory_len,
+        )
+    }
 }
 
 /// # Safety

@@ -1,7 +1,7 @@
 //! bertq runtime: int8 BERT inference that allocates nothing once a session exists.
 //!
 //! Layout (see ARCHITECTURE.md):
-//! - [`format`]: the `.bertq` model file (header, tensor table, zero-copy validated loading).
+//! - [`format`](mod@format): the `.bertq` model file (header, tensor table, zero-copy validated loading).
 //! - [`tokenizer`]: BERT basic tokenizer + WordPiece, Hugging Face-exact ids and offsets.
 //! - [`kernels`]: matrix kernels behind one table, portable reference beside each ISA.
 //! - [`model`]: the BERT encoder over borrowed weights.

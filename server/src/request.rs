@@ -56,7 +56,7 @@ pub enum Kind {
     Info,
     Health,
     Metrics,
-    /// Stop the device (firmware only; see [`crate::link::Env::shutdown`]).
+    /// Stop the device (firmware only; see [`crate::link::Env::accepts_shutdown`]).
     Shutdown,
     /// Presents the server's token (answered like `health`).
     Auth,

@@ -1,7 +1,7 @@
 //! Matrix kernels behind one table.
 //!
 //! The model calls kernels only through [`Kernels`], so SIMD implementations plug in beside the
-//! portable [`reference`] without touching the model. [`select`] is the single dispatch point.
+//! portable [`reference`](mod@reference) without touching the model. [`select`] is the single dispatch point.
 //! Weights arrive in the layout the quantizer packed them in ([`pack`]); a kernel takes its fast
 //! path when the layout is its native one and otherwise defers to the reference, so any model
 //! runs correctly on any CPU.

@@ -1000,8 +1000,8 @@ impl Encoder<'_> {
 }
 
 /// Inputs up to this many tokens run on several threads by splitting every product by output
-/// columns ([`Encoder::layer_forward_columns`]); longer ones by rows, in blocks of
-/// [`ROW_BLOCK`]. Measured with `bertq bench --threads 2` against the two-step row split
+/// columns (`Encoder::layer_forward_columns`); longer ones by rows, in blocks of
+/// `ROW_BLOCK` (4). Measured with `bertq bench --threads 2` against the two-step row split
 /// (BENCHMARKS.md): the column split wins at 4 and 8 tokens, ties at 10 and 16, and loses at
 /// 12 and above, as it moves more data between the cores (every row goes to the other core
 /// before each product) and waits at more step boundaries.
