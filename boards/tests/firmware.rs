@@ -103,7 +103,7 @@ impl Firmware {
     /// still setting its UART up can be lost, as on any serial line: a `health` request through
     /// the client library (which sends again what got no reply) waits until it answers.
     fn connect(&self) -> UnixStream {
-        let s = UnixStream::connect(&self.sock).expect("QEMU accepts the connection");
+        let s = connect_uart(&self.sock);
         let stream = Stream::Unix(s.try_clone().unwrap());
         // A long wait per attempt: booting (the model's CRC, warm-up, starting the other cores)
         // under TCG on a loaded two-core machine can take well over 20 s, and a request retried
@@ -302,6 +302,25 @@ fn info(s: &mut UnixStream) -> Value {
     let v = read_item(s);
     assert_eq!(v["id"], "info", "{v}");
     v["result"].clone()
+}
+
+/// Connects to QEMU's UART socket. The path exists once QEMU has bound it, a moment before it
+/// listens: a refused connection in that moment is tried again (up to 10 s).
+fn connect_uart(sock: &Path) -> UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match UnixStream::connect(sock) {
+            Ok(s) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                assert!(
+                    Instant::now() < deadline,
+                    "QEMU accepts the connection: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("QEMU accepts the connection: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -600,7 +619,7 @@ fn four_cores_answer_bit_identically_to_one() {
 fn a_cpu_fault_is_reported_on_the_uart_and_qemu_exits_with_3() {
     // `virt-fault` executes an undefined instruction right after its UART is set up.
     let mut fw = Firmware::boot("virt-fault", "virt", Some("cortex-a53"), None);
-    let mut s = UnixStream::connect(&fw.sock).expect("QEMU accepts the connection");
+    let mut s = connect_uart(&fw.sock);
     s.set_read_timeout(Some(T)).unwrap();
     let mut report = Vec::new();
     let _ = s.read_to_end(&mut report); // QEMU closes the socket when it exits
