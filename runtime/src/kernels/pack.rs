@@ -44,21 +44,34 @@ impl Layout {
     /// Position of logical element `[row, col]` in the packed data.
     #[inline]
     pub fn index(self, k: usize, row: usize, col: usize) -> usize {
+        self.row_base(k, row) + self.col_offset(col)
+    }
+
+    /// The part of [`Layout::index`] that depends on the row only (every layout's index is
+    /// this plus [`Layout::col_offset`]).
+    #[inline]
+    fn row_base(self, k: usize, row: usize) -> usize {
         match self {
-            Layout::RowMajor => row * k + col,
+            Layout::RowMajor => row * k,
             Layout::K4N16 => {
-                let kg = k.div_ceil(4);
                 let (p, c) = (row / 16, row % 16);
-                let (g, j) = (col / 4, col % 4);
-                64 * (p * kg + g) + 4 * c + j
+                64 * p * k.div_ceil(4) + 4 * c
             }
             Layout::K8N8 => {
-                let kg = k.div_ceil(8);
                 let (p, rr) = (row / 8, row % 8);
                 let (q, r) = (rr / 2, rr % 2);
-                let (g, j) = (col / 8, col % 8);
-                64 * (p * kg + g) + 16 * q + 8 * r + j
+                64 * p * k.div_ceil(8) + 16 * q + 8 * r
             }
+        }
+    }
+
+    /// The part of [`Layout::index`] that depends on the column only.
+    #[inline]
+    fn col_offset(self, col: usize) -> usize {
+        match self {
+            Layout::RowMajor => col,
+            Layout::K4N16 => 64 * (col / 4) + col % 4,
+            Layout::K8N8 => 64 * (col / 8) + col % 8,
         }
     }
 }
@@ -78,15 +91,21 @@ pub fn repack(from: Layout, src: &[i8], to: Layout, dst: &mut [i8], n: usize, k:
     dst.fill(0);
     let run = from.k_run().min(to.k_run()).min(k.max(1));
     for row in 0..n {
+        let (src_row, dst_row) = (from.row_base(k, row), to.row_base(k, row));
         for col in (0..k).step_by(run) {
             let len = run.min(k - col);
-            let (s, d) = (from.index(k, row, col), to.index(k, row, col));
+            let (s, d) = (src_row + from.col_offset(col), dst_row + to.col_offset(col));
             // Both indices are below the packed lengths checked above (`index` maps the
             // logical matrix into them); `get` keeps a wrong layout table from panicking.
             let (Some(s), Some(d)) = (src.get(s..s + len), dst.get_mut(d..d + len)) else {
                 return false;
             };
-            d.copy_from_slice(s);
+            // A copy of a length known here is a register move; of any length, a call.
+            match len {
+                4 => d[..4].copy_from_slice(&s[..4]),
+                8 => d[..8].copy_from_slice(&s[..8]),
+                _ => d.copy_from_slice(s),
+            }
         }
     }
     true
