@@ -580,22 +580,20 @@ pub unsafe extern "C" fn bertq_open_input(
     memory_len: usize,
     session: *mut *mut bertq_session,
 ) -> c_int {
-    guard(|| {
-        if session.is_null() {
-            return BERTQ_ERR_NULL;
-        }
-        // SAFETY: non-null and writable (the caller's contract).
-        unsafe { session.write(ptr::null_mut()) };
-        // SAFETY: forwarded from the caller.
-        match unsafe { open(model, model_len, max_seq, max_input, memory, memory_len) } {
-            Ok(h) => {
-                // SAFETY: as above.
-                unsafe { session.write(h) };
-                BERTQ_OK
-            }
-            Err(s) => s,
-        }
-    })
+    // SAFETY: forwarded from the caller; no buffer for converted weights.
+    unsafe {
+        bertq_open_repacked(
+            model,
+            model_len,
+            max_seq,
+            max_input,
+            ptr::null_mut(),
+            0,
+            memory,
+            memory_len,
+            session,
+        )
+    }
 }
 
 /// `bertq_open_input` with the model's encoder weights converted into `repack` (any address,
@@ -626,14 +624,17 @@ pub unsafe extern "C" fn bertq_open_repacked(
         }
         // SAFETY: non-null and writable (the caller's contract).
         unsafe { session.write(ptr::null_mut()) };
-        let repack = Repack {
-            ptr: repack.cast(),
-            len: repack_len,
-        };
         // SAFETY: forwarded from the caller.
         match unsafe {
-            open_with(
-                model, model_len, max_seq, max_input, repack, memory, memory_len,
+            open(
+                model,
+                model_len,
+                max_seq,
+                max_input,
+                repack.cast(),
+                repack_len,
+                memory,
+                memory_len,
             )
         } {
             Ok(h) => {
@@ -646,42 +647,18 @@ pub unsafe extern "C" fn bertq_open_repacked(
     })
 }
 
-/// The caller's buffer for converted weights (`len` 0: none).
-struct Repack {
-    ptr: *mut i8,
-    len: usize,
-}
-
+/// Opens a session in `memory`, on weights converted into `repack` unless `repack_len` is 0.
+///
 /// # Safety
-/// As `bertq_open`.
+/// As `bertq_open_repacked`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn open(
     model: *const u8,
     model_len: usize,
     max_seq: usize,
     max_input: usize,
-    memory: *mut c_void,
-    memory_len: usize,
-) -> Result<*mut bertq_session, c_int> {
-    let none = Repack {
-        ptr: ptr::null_mut(),
-        len: 0,
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        open_with(
-            model, model_len, max_seq, max_input, none, memory, memory_len,
-        )
-    }
-}
-
-/// # Safety
-/// As `bertq_open_repacked`.
-unsafe fn open_with(
-    model: *const u8,
-    model_len: usize,
-    max_seq: usize,
-    max_input: usize,
-    repack: Repack,
+    repack: *mut i8,
+    repack_len: usize,
     memory: *mut c_void,
     memory_len: usize,
 ) -> Result<*mut bertq_session, c_int> {
@@ -695,24 +672,23 @@ unsafe fn open_with(
     // `'static` stands for "until the session is closed", which the C contract enforces).
     let bytes: &'static [u8] = unsafe { bytes(model, model_len) }?;
     let m = loaded(bytes)?;
-    let m = if repack.len == 0 {
+    let m = if repack_len == 0 {
         m
     } else {
-        if repack.ptr.is_null() {
+        if repack.is_null() {
             return Err(BERTQ_ERR_NULL);
         }
-        let r = repack.ptr.cast::<u8>();
-        if repack.len > isize::MAX as usize
-            || overlaps(r, repack.len, model, model_len)
-            || overlaps(r, repack.len, memory.cast(), memory_len)
+        let r = repack.cast::<u8>();
+        if repack_len > isize::MAX as usize
+            || overlaps(r, repack_len, model, model_len)
+            || overlaps(r, repack_len, memory.cast(), memory_len)
         {
             return Err(BERTQ_ERR_ARGUMENT);
         }
-        // SAFETY: `repack.len` writable bytes (the caller's contract) that outlive the session,
+        // SAFETY: `repack_len` writable bytes (the caller's contract) that outlive the session,
         // overlapping neither the model nor the session memory (checked just above); any byte
         // is a valid i8.
-        let buf: &'static mut [i8] =
-            unsafe { core::slice::from_raw_parts_mut(repack.ptr, repack.len) };
+        let buf: &'static mut [i8] = unsafe { core::slice::from_raw_parts_mut(repack, repack_len) };
         m.repacked(choose_kernels(), buf).map_err(|e| match e {
             LoadError::RepackBuffer { .. } => BERTQ_ERR_MEMORY_TOO_SMALL,
             e => load_status(&e),
