@@ -233,12 +233,6 @@ impl Source {
         if !bertq_boards::repack_enabled() {
             return Ok(model);
         }
-        if log {
-            eprintln!(
-                "bertq: weights converted to {layout:?} for the {} kernels ({len} bytes)",
-                kernels.name
-            );
-        }
         if buf.try_reserve_exact(len).is_err() {
             eprintln!(
                 "bertq: warning: no memory to repack the weights for the {} kernels ({len} \
@@ -248,9 +242,16 @@ impl Source {
             return Ok(model);
         }
         buf.resize(len, 0);
-        model
+        let model = model
             .repacked(kernels, buf)
-            .map_err(|e| format!("{}: {e}", self.describe()))
+            .map_err(|e| format!("{}: {e}", self.describe()))?;
+        if log {
+            eprintln!(
+                "bertq: weights converted to {layout:?} for the {} kernels ({len} bytes)",
+                kernels.name
+            );
+        }
+        Ok(model)
     }
 }
 

@@ -180,11 +180,10 @@ impl<'a> Model<'a> {
         let Some((to, needed)) = self.repack_plan(kernels) else {
             return Ok(model);
         };
-        if buf.len() < needed {
-            return Err(LoadError::RepackBuffer {
-                needed,
-                got: buf.len(),
-            });
+        let got = buf.len();
+        let short = LoadError::RepackBuffer { needed, got };
+        if got < needed {
+            return Err(short);
         }
         let mut rest = buf;
         for layer in model.encoder.layers.iter_mut() {
@@ -198,10 +197,8 @@ impl<'a> Model<'a> {
                 let pad = rest.as_ptr().align_offset(ALIGN);
                 let (_, aligned) = core::mem::take(&mut rest)
                     .split_at_mut_checked(pad)
-                    .ok_or(LoadError::RepackBuffer { needed, got: 0 })?;
-                let (dst, tail) = aligned
-                    .split_at_mut_checked(len)
-                    .ok_or(LoadError::RepackBuffer { needed, got: 0 })?;
+                    .ok_or(short.clone())?;
+                let (dst, tail) = aligned.split_at_mut_checked(len).ok_or(short.clone())?;
                 rest = tail;
                 if !pack::repack(w.layout, w.data, to, dst, w.n, w.k) {
                     return Err(LoadError::InvalidConfig(
