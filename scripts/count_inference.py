@@ -188,15 +188,13 @@ def models(names: list[str]) -> dict[str, tuple[Path, Path, Path]]:
         hf = cr.MODELS[name]
         fp32, int8, bq = (COMPARE / f"{name}.onnx", COMPARE / f"{name}.int8.onnx",
                           COMPARE / f"{name}.bertq")
+        if not fp32.exists():
+            cr.export_onnx(hf, fp32, 16)
         if not int8.exists():
-            if not fp32.exists():
-                cr.export_onnx(hf, fp32, 16)
             cr.quantize_ort(fp32, int8)
         if not bq.exists():
             run([str(quantizer), "--input", str(hf), "--output", str(bq), "--name", name,
                  "--quiet"])
-        if not fp32.exists():
-            cr.export_onnx(hf, fp32, 16)
         out[name] = (bq, int8, fp32)
     return out
 
