@@ -215,3 +215,43 @@ fn missing_tensors_and_wrong_shapes_are_named() {
         Err(LoadError::MissingTensor { .. })
     ));
 }
+
+/// The x86 VNNI kernels correct their unsigned activations with the stored row sums: a file
+/// whose checksum is valid but whose sums (or weights) disagree must not load, or it would
+/// answer differently on x86 than on ARM.
+#[test]
+fn weights_that_disagree_with_their_row_sums_are_named() {
+    let bytes = small_model();
+    let aligned = ModelBytes::copy_from(&bytes);
+    let file = ModelFile::parse(&aligned).unwrap();
+    let sums = file
+        .entries()
+        .find(|e| e.name.ends_with(".row_sums"))
+        .expect("the quantizer stores row sums for packed weights");
+    let weight_name = sums.name.replace(".row_sums", ".weight");
+    let weight = file
+        .entries()
+        .find(|e| e.name == weight_name.as_str())
+        .unwrap();
+    let (sums_at, weight_at) = (sums.offset as usize, weight.offset as usize);
+    drop(file);
+
+    // A row sum off by one.
+    let mut corrupt = bytes.clone();
+    corrupt[sums_at] = corrupt[sums_at].wrapping_add(1);
+    fix_checksum(&mut corrupt);
+    let err = load(&corrupt).expect_err("a wrong row sum must not load");
+    assert!(
+        matches!(&err, LoadError::WrongTensor { name, .. } if name.as_str() == sums.name),
+        "{err}"
+    );
+    // A weight changed under its row sum.
+    let mut corrupt = bytes.clone();
+    corrupt[weight_at] = corrupt[weight_at].wrapping_add(1);
+    fix_checksum(&mut corrupt);
+    let err = load(&corrupt).expect_err("a changed weight must not load");
+    assert!(
+        matches!(&err, LoadError::WrongTensor { name, .. } if name.as_str() == sums.name),
+        "{err}"
+    );
+}

@@ -111,6 +111,90 @@ pub fn repack(from: Layout, src: &[i8], to: Layout, dst: &mut [i8], n: usize, k:
     true
 }
 
+/// What [`check_packed`] found wrong with a packed matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackedError {
+    /// Shorter than its layout's [`packed_len`](Layout::packed_len) (or fewer sums than rows).
+    Short,
+    /// A padding byte (past `k` in a row, or in a row past `n`) is not zero.
+    Padding,
+    /// A stored row sum is not the sum of its row.
+    RowSum,
+}
+
+/// Checks that `data` is a well-formed `[n, k]` matrix in `layout`: long enough, every padding
+/// byte zero, and (when given) `sums[j]` the sum of row `j`. The kernels rely on both: VNNI's
+/// unsigned activations are corrected with the row sums, and every kernel's k tail meets the
+/// padding. A file with a valid checksum can still carry wrong values; `Model::load` checks
+/// with this so that such a file is an error, not different numbers on x86 than on ARM. One
+/// pass over the weights, no allocation.
+pub fn check_packed(
+    layout: Layout,
+    data: &[i8],
+    n: usize,
+    k: usize,
+    sums: Option<&[i32]>,
+) -> Result<(), PackedError> {
+    let Some(len) = layout.packed_len(n, k) else {
+        return Err(PackedError::Short);
+    };
+    let (Some(data), true) = (data.get(..len), sums.is_none_or(|s| s.len() >= n)) else {
+        return Err(PackedError::Short);
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    // In every layout a panel is `nr` rows x `kp` k in groups of `kr` k, and in each group row
+    // `r` of the panel holds bytes `r kr..(r + 1) kr` (K8N8: `16 q + 8 r = 8 (2 q + r)`); a
+    // row-major row is one panel of one group.
+    let (nr, kr) = match layout {
+        Layout::RowMajor => (1, k),
+        _ => layout.tile(),
+    };
+    let kp = k.next_multiple_of(kr);
+    let pad = kp - k;
+    for (p, panel) in data.chunks_exact(nr * kp).enumerate() {
+        let mut acc = [0i32; 16];
+        if layout == Layout::RowMajor {
+            acc[0] = panel.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+        } else {
+            // Byte position by byte position over the 64-byte groups (what vectorises), then
+            // each row's `kr` positions.
+            let mut lanes = [0i32; 64];
+            for group in panel.chunks_exact(64) {
+                for (l, &v) in lanes.iter_mut().zip(group) {
+                    *l = l.wrapping_add(v as i32);
+                }
+            }
+            for (a, row) in acc.iter_mut().zip(lanes.chunks_exact(kr)) {
+                *a = row.iter().fold(0i32, |s, &v| s.wrapping_add(v));
+            }
+        }
+        // Padding: the k past `k` at the end of each row's last group...
+        let last = &panel[panel.len() - nr * kr..];
+        if pad > 0
+            && last
+                .chunks_exact(kr)
+                .any(|run| run[kr - pad..].iter().any(|&v| v != 0))
+        {
+            return Err(PackedError::Padding);
+        }
+        for (r, &sum) in acc[..nr].iter().enumerate() {
+            let row = p * nr + r;
+            if row >= n {
+                // ...and whole rows past `n` (the last panel's).
+                let mut runs = panel.chunks_exact(kr).skip(r).step_by(nr);
+                if runs.any(|run| run.iter().any(|&v| v != 0)) {
+                    return Err(PackedError::Padding);
+                }
+            } else if sums.is_some_and(|s| s[row] != sum) {
+                return Err(PackedError::RowSum);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Packs a row-major `[n, k]` int8 matrix into `layout` (padding with zeros).
 #[cfg(feature = "std")]
 pub fn pack(layout: Layout, w: &[i8], n: usize, k: usize) -> Vec<i8> {
@@ -162,6 +246,61 @@ mod tests {
                     assert!(!repack(from, &src, to, &mut dst[..short], n, k));
                     assert!(!repack(from, &src[..src.len() - 1], to, &mut dst, n, k));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn check_packed_finds_wrong_sums_nonzero_padding_and_short_data() {
+        for layout in [Layout::RowMajor, Layout::K4N16, Layout::K8N8] {
+            for (n, k) in [
+                (1, 1),
+                (16, 4),
+                (17, 5),
+                (33, 43),
+                (8, 8),
+                (24, 72),
+                (3, 12),
+            ] {
+                let w: Vec<i8> = (0..n * k).map(|i| (i * 37 % 251) as i8).collect();
+                let sums = row_sums(&w, n, k);
+                let packed = pack(layout, &w, n, k);
+                let check = |d: &[i8], s: Option<&[i32]>| check_packed(layout, d, n, k, s);
+                assert_eq!(check(&packed, Some(&sums)), Ok(()), "{layout:?} {n}x{k}");
+                assert_eq!(check(&packed, None), Ok(()));
+                // Every real element counts in its row's sum; every other byte is padding.
+                let mut real = vec![false; packed.len()];
+                for r in 0..n {
+                    for c in 0..k {
+                        real[layout.index(k, r, c)] = true;
+                        let mut bad = sums.clone();
+                        bad[r] = bad[r].wrapping_add(1);
+                        assert_eq!(check(&packed, Some(&bad)), Err(PackedError::RowSum));
+                    }
+                }
+                for (i, &is_real) in real.iter().enumerate() {
+                    let mut d = packed.clone();
+                    d[i] = d[i].wrapping_add(1);
+                    let want = if is_real {
+                        PackedError::RowSum
+                    } else {
+                        PackedError::Padding
+                    };
+                    assert_eq!(
+                        check(&d, Some(&sums)),
+                        Err(want),
+                        "{layout:?} {n}x{k} byte {i}"
+                    );
+                    if !is_real {
+                        assert_eq!(check(&d, None), Err(PackedError::Padding));
+                    }
+                }
+                let short = &packed[..packed.len() - 1];
+                assert_eq!(check(short, Some(&sums)), Err(PackedError::Short));
+                assert_eq!(
+                    check(&packed, Some(&sums[..n - 1])),
+                    Err(PackedError::Short)
+                );
             }
         }
     }

@@ -4,6 +4,7 @@
 //! `transformers/models/bert/modeling_bert.py`. All working memory comes from [`Scratch`].
 
 use crate::format::{names, Activation, LoadError, ModelConfig, ModelFile, TensorView};
+use crate::kernels::pack::{self, PackedError};
 use crate::kernels::vector::Attention;
 use crate::kernels::{GemmF32, GemmI8, Kernels, Layout, MatMut, PackedI8, Weights};
 use crate::parallel::{split_range, Parallel, SharedMut};
@@ -96,16 +97,30 @@ pub(crate) fn load_weights<'a>(
     match w.entry.dtype {
         crate::format::DType::I8 => {
             let scales = load_vector(file, &name(&[prefix, names::SCALE]), n)?;
-            let row_sums = match file.find(&name(&[prefix, names::ROW_SUMS])) {
+            let sums = file.find(&name(&[prefix, names::ROW_SUMS]));
+            let row_sums = match &sums {
                 Some(t) => {
-                    check_shape(&t, &[n], "i32 row sums")?;
+                    check_shape(t, &[n], "i32 row sums")?;
                     Some(t.i32s()?)
                 }
                 None => None,
             };
+            let (data, layout) = (w.i8s()?, w.entry.layout);
+            // The kernels trust the padding and the sums: a file that lies about them is an
+            // error here, not different outputs on one kernel table.
+            match (pack::check_packed(layout, data, n, k, row_sums), &sums) {
+                (Ok(()), _) => {}
+                (Err(PackedError::RowSum), Some(t)) => {
+                    return Err(wrong(t, "the sums of the weight's rows"))
+                }
+                (Err(PackedError::Padding), _) => {
+                    return Err(wrong(&w, "zero padding in its packed layout"))
+                }
+                (Err(_), _) => return Err(wrong(&w, "as long as its packed layout")),
+            }
             Ok(Weights::I8(PackedI8 {
-                layout: w.entry.layout,
-                data: w.i8s()?,
+                layout,
+                data,
                 scales,
                 row_sums,
                 n,
