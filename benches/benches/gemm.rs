@@ -38,7 +38,7 @@ fn gemm(c: &mut Criterion) {
                 group.throughput(Throughput::Elements((m * n * k) as u64));
                 group.bench_function(BenchmarkId::from_parameter(format!("{m}x{k}x{n}")), |b| {
                     b.iter(|| {
-                        (table.quantize_rows)(&x, k, &mut q, &mut s);
+                        (table.quantize_rows)(&x, k, &mut q, &mut s, false);
                         let p = GemmI8 {
                             m,
                             a: &q,

@@ -61,12 +61,12 @@ fn main() {
 
     let gemm_only = args.len() == 7;
     if gemm_only {
-        (t.quantize_rows)(&x, k, &mut q, &mut a_scales);
+        (t.quantize_rows)(&x, k, &mut q, &mut a_scales, false);
     }
     let mut checksum = 0.0f64;
     for _ in 0..iters {
         if !gemm_only {
-            (t.quantize_rows)(std::hint::black_box(&x), k, &mut q, &mut a_scales);
+            (t.quantize_rows)(std::hint::black_box(&x), k, &mut q, &mut a_scales, false);
         }
         let p = GemmI8 {
             m,

@@ -7,7 +7,7 @@ use bertq_quantize::{ConvertOptions, FloatDType, WeightPrecision};
 use bertq_runtime::format::names;
 use bertq_runtime::kernels::reference::quantize_value;
 use bertq_runtime::kernels::{self, pack, Layout, PackedI8, Weights};
-use bertq_runtime::model::bert::Linear;
+use bertq_runtime::model::bert::{Input, Linear};
 use bertq_runtime::{LoadError, Model, ModelBytes, Precision, Session};
 use bertq_tests::random_bert::{write_hf_dir, RandomConfig, RandomModels};
 use bertq_tests::{convert, max_abs_diff, read_fixture};
@@ -127,7 +127,7 @@ fn static_and_dynamic_int8_linears_match_a_naive_quantization_bit_exactly() {
                         m,
                         &mut xq,
                         &mut xs,
-                        false,
+                        Input::Float,
                         &mut out,
                     );
                     let expected = naive_linear(&x, m, k, &w, &w_scales, &bias, static_scale);
@@ -246,7 +246,7 @@ fn kept_layers_compute_exactly_the_f32_reference_path() {
                         m,
                         &mut xq,
                         &mut xs,
-                        false,
+                        Input::Float,
                         &mut a,
                     );
                     r.forward(
@@ -256,7 +256,7 @@ fn kept_layers_compute_exactly_the_f32_reference_path() {
                         m,
                         &mut xq,
                         &mut xs,
-                        false,
+                        Input::Float,
                         &mut b,
                     );
                     let d = max_abs_diff(&a, &b);

@@ -234,7 +234,6 @@ fn weights_that_disagree_with_their_row_sums_are_named() {
         .find(|e| e.name == weight_name.as_str())
         .unwrap();
     let (sums_at, weight_at) = (sums.offset as usize, weight.offset as usize);
-    drop(file);
 
     // A row sum off by one.
     let mut corrupt = bytes.clone();

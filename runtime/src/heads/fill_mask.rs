@@ -92,7 +92,7 @@ pub fn predict(
             bias: Some(head.transform.bias),
         };
         (kernels.gemm_f32)(&dense, row);
-        (kernels.activate)(activation, row);
+        (kernels.activate)(activation, row, h, None);
         head.norm.forward(kernels, row, None);
         let decode = GemmF32 {
             m: 1,

@@ -18,7 +18,7 @@ macro_rules! kernel_test_suite {
             #[allow(unused_imports)]
             use super::*;
             use $crate::kernels::testing::{
-                check_gemm, check_gemm_columns, check_quantize, Rng, LAYOUTS,
+                check_gemm, check_gemm_columns, check_quantize, check_row_max, Rng, LAYOUTS,
             };
             use $crate::kernels::Kernels;
 
@@ -117,6 +117,15 @@ macro_rules! kernel_test_suite {
                     (7, 100),
                 ] {
                     check_quantize(t, rows, cols, &mut rng);
+                }
+            }
+
+            #[test]
+            fn row_maxima_noted_on_the_way_are_the_rows_maxima() {
+                let Some(t) = table() else { return };
+                let mut rng = Rng(5);
+                for (rows, cols) in [(1, 1), (3, 7), (2, 16), (5, 33), (4, 384), (2, 1536)] {
+                    check_row_max(t, rows, cols, &mut rng);
                 }
             }
         }
@@ -351,23 +360,36 @@ pub struct Kernels {
     /// Activations are stored as `q + 128` (u8 bits) instead of `q` (x86 VNNI multiplies u8 by i8).
     pub unsigned_activations: bool,
     /// Symmetric dynamic quantization of each row of `x` (`cols` wide) to int8, one scale per row.
-    pub quantize_rows: fn(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]),
+    /// `max_known`: `scales` already holds each row's `max |x|`, noted by the step that wrote `x`
+    /// (`activate` or `add_layer_norm` with `row_max`), so the row is read once, not twice.
+    pub quantize_rows: QuantizeRows,
     pub gemm_i8: fn(p: &GemmI8<'_>, out: &mut MatMut<'_>),
     pub gemm_f32: fn(p: &GemmF32<'_>, out: &mut [f32]),
     /// Softmax of one row in place.
     pub softmax: fn(x: &mut [f32]),
-    /// The feed-forward activation in place.
-    pub activate: fn(act: Activation, x: &mut [f32]),
+    /// The feed-forward activation in place, on rows `cols` wide; with `row_max`, each row's
+    /// `max |x|` afterwards (for `quantize_rows`).
+    pub activate: fn(act: Activation, x: &mut [f32], cols: usize, row_max: Option<&mut [f32]>),
     /// Multi-head attention of one layer, for a range of heads, with a private scores buffer.
     pub attention:
         fn(a: &vector::Attention<'_>, heads: core::ops::Range<usize>, scores: &mut [f32]),
-    /// `x = LayerNorm(x + residual)` row by row.
+    /// `x = LayerNorm(x + residual)` row by row; with `row_max`, each row's `max |x|` afterwards.
     pub add_layer_norm: AddLayerNorm,
 }
 
-/// `fn(x, residual, gamma, beta, eps)`: `x = LayerNorm(x + residual)` row by row.
-pub type AddLayerNorm =
-    fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
+/// `fn(x, cols, q, scales, max_known)`: see [`Kernels::quantize_rows`].
+pub type QuantizeRows =
+    fn(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool);
+
+/// `fn(x, residual, gamma, beta, eps, row_max)`: `x = LayerNorm(x + residual)` row by row.
+pub type AddLayerNorm = fn(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    row_max: Option<&mut [f32]>,
+);
 
 /// The portable scalar kernels.
 pub static REFERENCE: Kernels = Kernels {

@@ -17,8 +17,8 @@ pub fn quantize_value(x: f32) -> i8 {
     round_to_i32(x).clamp(-127, 127) as i8
 }
 
-pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
-    super::vector::quantize_rows(x, cols, q, scales)
+pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
+    super::vector::quantize_rows(x, cols, q, scales, max_known)
 }
 
 /// Static quantization with one calibrated `scale` for every row: `q = quantize_value(x * (1 /
@@ -293,26 +293,19 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// The feed-forward activation in place (libm `erff` / `tanhf`).
-pub fn activate(act: Activation, x: &mut [f32]) {
+/// The feed-forward activation in place (libm `erff` / `tanhf`), with row maxima as
+/// [`super::vector::activate_rows`].
+pub fn activate(act: Activation, x: &mut [f32], cols: usize, row_max: Option<&mut [f32]>) {
+    use super::vector::map_rows;
     match act {
-        Activation::GeluErf => {
-            for v in x {
-                *v = 0.5 * *v * (1.0 + libm::erff(*v * core::f32::consts::FRAC_1_SQRT_2));
-            }
-        }
-        Activation::GeluTanh => {
+        Activation::GeluErf => map_rows(x, cols, row_max, |v| {
+            0.5 * v * (1.0 + libm::erff(v * core::f32::consts::FRAC_1_SQRT_2))
+        }),
+        Activation::GeluTanh => map_rows(x, cols, row_max, |u| {
             const C: f32 = 0.797_884_6; // sqrt(2 / pi)
-            for v in x {
-                let u = *v;
-                *v = 0.5 * u * (1.0 + libm::tanhf(C * (u + 0.044_715 * u * u * u)));
-            }
-        }
-        Activation::Relu => {
-            for v in x {
-                *v = v.max(0.0);
-            }
-        }
+            0.5 * u * (1.0 + libm::tanhf(C * (u + 0.044_715 * u * u * u)))
+        }),
+        Activation::Relu => map_rows(x, cols, row_max, |v| v.max(0.0)),
     }
 }
 
@@ -333,6 +326,7 @@ pub fn add_layer_norm(
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
+    row_max: Option<&mut [f32]>,
 ) {
-    super::vector::add_layer_norm(x, residual, gamma, beta, eps, |p, q, r| p * q + r)
+    super::vector::add_layer_norm(x, residual, gamma, beta, eps, row_max, |p, q, r| p * q + r)
 }

@@ -94,7 +94,7 @@ impl Problem {
     fn quantized(&self, t: &Kernels) -> (Vec<i8>, Vec<f32>) {
         let mut q = vec![0i8; self.m * self.k];
         let mut s = vec![0f32; self.m];
-        (t.quantize_rows)(&self.x, self.k, &mut q, &mut s);
+        (t.quantize_rows)(&self.x, self.k, &mut q, &mut s, false);
         (q, s)
     }
 
@@ -200,8 +200,8 @@ pub fn check_quantize(kernels: &Kernels, rows: usize, cols: usize, rng: &mut Rng
     }
     let (mut q0, mut s0) = (vec![0i8; rows * cols], vec![0f32; rows]);
     let (mut q1, mut s1) = (vec![0i8; rows * cols], vec![0f32; rows]);
-    (REFERENCE.quantize_rows)(&x, cols, &mut q0, &mut s0);
-    (kernels.quantize_rows)(&x, cols, &mut q1, &mut s1);
+    (REFERENCE.quantize_rows)(&x, cols, &mut q0, &mut s0, false);
+    (kernels.quantize_rows)(&x, cols, &mut q1, &mut s1, false);
     let offset = if kernels.unsigned_activations {
         0x80u8
     } else {
@@ -217,6 +217,83 @@ pub fn check_quantize(kernels: &Kernels, rows: usize, cols: usize, rng: &mut Rng
     }
     for (a, b) in s0.iter().zip(&s1) {
         assert_eq!(a.to_bits(), b.to_bits(), "{}: scale", kernels.name);
+    }
+}
+
+/// Checks the row maxima that `activate` and `add_layer_norm` note for the quantization after
+/// them: the outputs are those of the plain calls, bit for bit, each maximum is the row's
+/// `max |x|` (what `quantize_rows` would find), and `quantize_rows` given them (`max_known`)
+/// writes what it writes without.
+pub fn check_row_max(kernels: &Kernels, rows: usize, cols: usize, rng: &mut Rng) {
+    use crate::format::Activation;
+    let mut x: Vec<f32> = (0..rows * cols).map(|_| rng.f32() * 6.0).collect();
+    if rows > 1 {
+        x[cols..2 * cols].fill(0.0);
+    }
+    let residual: Vec<f32> = (0..rows * cols).map(|_| rng.f32()).collect();
+    let gamma: Vec<f32> = (0..cols).map(|_| 1.0 + rng.f32()).collect();
+    let beta: Vec<f32> = (0..cols).map(|_| rng.f32()).collect();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let maxima = |v: &[f32]| -> Vec<u32> {
+        v.chunks(cols)
+            .map(|r| super::vector::max_abs(r).to_bits())
+            .collect()
+    };
+    let mut outputs = Vec::new();
+    for act in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
+        let (mut plain, mut noted, mut max) = (x.clone(), x.clone(), vec![f32::NAN; rows]);
+        (kernels.activate)(act, &mut plain, cols, None);
+        (kernels.activate)(act, &mut noted, cols, Some(&mut max));
+        assert_eq!(
+            bits(&plain),
+            bits(&noted),
+            "{}: {act:?} {rows}x{cols}",
+            kernels.name
+        );
+        assert_eq!(
+            bits(&max),
+            maxima(&noted),
+            "{}: {act:?} maxima",
+            kernels.name
+        );
+        outputs.push((noted, max));
+    }
+    let (mut plain, mut noted, mut max) = (x.clone(), x.clone(), vec![f32::NAN; rows]);
+    (kernels.add_layer_norm)(&mut plain, Some(&residual), &gamma, &beta, 1e-12, None);
+    let ln = kernels.add_layer_norm;
+    ln(
+        &mut noted,
+        Some(&residual),
+        &gamma,
+        &beta,
+        1e-12,
+        Some(&mut max),
+    );
+    assert_eq!(
+        bits(&plain),
+        bits(&noted),
+        "{}: LayerNorm {rows}x{cols}",
+        kernels.name
+    );
+    assert_eq!(
+        bits(&max),
+        maxima(&noted),
+        "{}: LayerNorm maxima",
+        kernels.name
+    );
+    outputs.push((noted, max));
+    for (v, max) in outputs {
+        let (mut q0, mut s0) = (vec![0i8; rows * cols], vec![0f32; rows]);
+        let (mut q1, mut s1) = (vec![0i8; rows * cols], max);
+        (kernels.quantize_rows)(&v, cols, &mut q0, &mut s0, false);
+        (kernels.quantize_rows)(&v, cols, &mut q1, &mut s1, true);
+        assert_eq!(q0, q1, "{}: quantized with known maxima", kernels.name);
+        assert_eq!(
+            bits(&s0),
+            bits(&s1),
+            "{}: scales with known maxima",
+            kernels.name
+        );
     }
 }
 

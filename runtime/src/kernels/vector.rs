@@ -153,25 +153,63 @@ pub fn softmax(x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
 /// The feed-forward activation in place.
 #[inline(always)]
 pub fn activate(act: Activation, x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
+    activate_rows(act, x, 0, None, madd)
+}
+
+/// [`activate`] on rows `cols` wide; with `row_max`, each row's `max |x|` after the activation
+/// goes to `row_max[row]`, found in the same pass (the quantization that follows then reads
+/// the row once: see [`super::Kernels::quantize_rows`]).
+#[inline(always)]
+pub fn activate_rows(
+    act: Activation,
+    x: &mut [f32],
+    cols: usize,
+    row_max: Option<&mut [f32]>,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
     match act {
-        Activation::GeluErf => {
-            for v in x {
-                let h = 0.5 * *v;
-                *v = madd(h, erf(*v * core::f32::consts::FRAC_1_SQRT_2, madd), h);
-            }
-        }
-        Activation::GeluTanh => {
+        Activation::GeluErf => map_rows(x, cols, row_max, |v| {
+            let h = 0.5 * v;
+            madd(h, erf(v * core::f32::consts::FRAC_1_SQRT_2, madd), h)
+        }),
+        Activation::GeluTanh => map_rows(x, cols, row_max, |u| {
             const C: f32 = 0.797_884_6; // sqrt(2 / pi)
-            for v in x {
-                let (u, h) = (*v, 0.5 * *v);
-                *v = madd(h, tanh(C * madd(0.044_715 * u, u * u, u), madd), h);
+            let h = 0.5 * u;
+            madd(h, tanh(C * madd(0.044_715 * u, u * u, u), madd), h)
+        }),
+        Activation::Relu => map_rows(x, cols, row_max, |v| v.max(0.0)),
+    }
+}
+
+/// `x = f(x)` element by element; with `row_max`, each row's (`cols` wide) `max |f(x)|` noted
+/// in the same pass, 16 lanes so that it vectorises (the same value as [`max_abs`]: the
+/// maximum of magnitudes does not depend on the order, and `f32::max` skips NaN in any order).
+#[inline(always)]
+pub(crate) fn map_rows(
+    x: &mut [f32],
+    cols: usize,
+    row_max: Option<&mut [f32]>,
+    f: impl Fn(f32) -> f32,
+) {
+    let Some(row_max) = row_max.filter(|_| cols > 0) else {
+        x.iter_mut().for_each(|v| *v = f(*v));
+        return;
+    };
+    for (row, max) in x.chunks_exact_mut(cols).zip(row_max) {
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = row.chunks_exact_mut(16);
+        for c in &mut chunks {
+            for l in 0..16 {
+                c[l] = f(c[l]);
+                lanes[l] = lanes[l].max(c[l].abs());
             }
         }
-        Activation::Relu => {
-            for v in x {
-                *v = v.max(0.0);
-            }
-        }
+        let tail = chunks.into_remainder();
+        tail.iter_mut().for_each(|v| *v = f(*v));
+        *max = tail
+            .iter()
+            .chain(&lanes)
+            .fold(0.0f32, |m, &v| m.max(v.abs()));
     }
 }
 
@@ -396,8 +434,10 @@ fn store16(out: &mut [f32], acc: &[f32; 16], alpha: f32) {
 }
 
 /// Symmetric per-row int8 quantization (the reference's arithmetic, inlinable into SIMD tables).
+/// `max_known`: `scales` holds each row's `max |x|` on entry (see
+/// [`super::Kernels::quantize_rows`]).
 #[inline(always)]
-pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
     if cols == 0 {
         return;
     }
@@ -406,7 +446,7 @@ pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
         .zip(q.chunks_exact_mut(cols))
         .zip(scales)
     {
-        let max = max_abs(row);
+        let max = if max_known { *scale } else { max_abs(row) };
         if max == 0.0 || !max.is_finite() {
             // An all-zero row, or one that already overflowed: emit zeros rather than NaNs.
             *scale = 0.0;
@@ -439,7 +479,8 @@ pub fn max_abs(x: &[f32]) -> f32 {
 }
 
 /// `x = LayerNorm(x + residual)` for every row (`gamma.len()` wide), two-pass mean and variance
-/// like PyTorch.
+/// like PyTorch; with `row_max`, each row's `max |x|` afterwards, found in the pass that writes
+/// it (as [`activate_rows`]).
 #[inline(always)]
 pub fn add_layer_norm(
     x: &mut [f32],
@@ -447,38 +488,78 @@ pub fn add_layer_norm(
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
+    row_max: Option<&mut [f32]>,
     madd: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
     let n = gamma.len();
     if n == 0 {
         return;
     }
-    for (r, row) in x.chunks_exact_mut(n).enumerate() {
-        if let Some(res) = residual {
-            for (v, &a) in row.iter_mut().zip(&res[r * n..(r + 1) * n]) {
-                *v += a;
+    match row_max {
+        Some(row_max) => {
+            for ((r, row), max) in x.chunks_exact_mut(n).enumerate().zip(row_max) {
+                let (mean, inv) = layer_norm_moments(row, residual, r, eps, madd);
+                let mut lanes = [0.0f32; 16];
+                let mut chunks = row.chunks_exact_mut(16);
+                let (mut g, mut b) = (gamma.chunks_exact(16), beta.chunks_exact(16));
+                for ((c, g), b) in (&mut chunks).zip(&mut g).zip(&mut b) {
+                    for l in 0..16 {
+                        c[l] = madd((c[l] - mean) * inv, g[l], b[l]);
+                        lanes[l] = lanes[l].max(c[l].abs());
+                    }
+                }
+                let tail = chunks.into_remainder();
+                for ((v, &g), &b) in tail.iter_mut().zip(g.remainder()).zip(b.remainder()) {
+                    *v = madd((*v - mean) * inv, g, b);
+                }
+                *max = tail
+                    .iter()
+                    .chain(&lanes)
+                    .fold(0.0f32, |m, &v| m.max(v.abs()));
             }
         }
-        let mean = sum16(row) / n as f32;
-        let mut lanes = [0.0f32; 16];
-        let mut chunks = row.chunks_exact(16);
-        for c in &mut chunks {
-            for l in 0..16 {
-                let d = c[l] - mean;
-                lanes[l] = madd(d, d, lanes[l]);
+        None => {
+            for (r, row) in x.chunks_exact_mut(n).enumerate() {
+                let (mean, inv) = layer_norm_moments(row, residual, r, eps, madd);
+                for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+                    *v = madd((*v - mean) * inv, g, b);
+                }
             }
-        }
-        let tail: f32 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| (v - mean) * (v - mean))
-            .sum();
-        let var = (lanes.iter().sum::<f32>() + tail) / n as f32;
-        let inv = 1.0 / sqrt(var + eps);
-        for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = madd((*v - mean) * inv, g, b);
         }
     }
+}
+
+/// Adds row `r` of `residual` to `row`, then its mean and `1 / sqrt(variance + eps)`.
+#[inline(always)]
+fn layer_norm_moments(
+    row: &mut [f32],
+    residual: Option<&[f32]>,
+    r: usize,
+    eps: f32,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) -> (f32, f32) {
+    let n = row.len();
+    if let Some(res) = residual {
+        for (v, &a) in row.iter_mut().zip(&res[r * n..(r + 1) * n]) {
+            *v += a;
+        }
+    }
+    let mean = sum16(row) / n as f32;
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for l in 0..16 {
+            let d = c[l] - mean;
+            lanes[l] = madd(d, d, lanes[l]);
+        }
+    }
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| (v - mean) * (v - mean))
+        .sum();
+    let var = (lanes.iter().sum::<f32>() + tail) / n as f32;
+    (mean, 1.0 / sqrt(var + eps))
 }
 
 /// Square root in the caller's target features: with std, `f32::sqrt` is `llvm.sqrt` (one

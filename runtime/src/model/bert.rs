@@ -157,8 +157,8 @@ impl<'a> Linear<'a> {
     }
 
     /// `out = x W^T + b` for the `m` rows of `x`. In int8 precision `xq`/`xs` (at least `m` rows)
-    /// receive the quantized rows of `x`, unless `prequantized` says they already hold them (with
-    /// this layer's input scale). Float weights (f32, f16) always take the f32 activations.
+    /// receive the quantized rows of `x`, as `input` says they must be (see [`Input`]). Float
+    /// weights (f32, f16) always take the f32 activations.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -168,15 +168,16 @@ impl<'a> Linear<'a> {
         m: usize,
         xq: &mut [i8],
         xs: &mut [f32],
-        prequantized: bool,
+        input: Input,
         out: &mut [f32],
     ) {
         let (n, k) = (self.n, self.k);
         let out = &mut out[..m * n];
         match (precision, self.weight) {
             (Precision::Int8, Weights::I8(_)) => {
-                if !prequantized {
-                    self.quantize_input(kernels, x, m, xq, xs);
+                if input != Input::Quantized {
+                    let max_known = input == Input::RowMax;
+                    self.quantize_input(kernels, x, m, xq, xs, max_known);
                 }
                 let out = &mut MatMut::new(out, m, n);
                 self.gemm_columns(kernels, &xq[..m * k], &xs[..m], 0..n, out);
@@ -199,7 +200,8 @@ impl<'a> Linear<'a> {
 
 impl Linear<'_> {
     /// Quantizes the `m` rows of `x` into `xq`/`xs` as this layer's int8 product takes them
-    /// (its static input scale, or dynamic per-row scales).
+    /// (its static input scale, or dynamic per-row scales; `max_known`: `xs` holds the rows'
+    /// `max |x|`, see [`Linear::takes_row_max`]).
     pub fn quantize_input(
         &self,
         kernels: &Kernels,
@@ -207,6 +209,7 @@ impl Linear<'_> {
         m: usize,
         xq: &mut [i8],
         xs: &mut [f32],
+        max_known: bool,
     ) {
         let k = self.k;
         let (x, xq, xs) = (&x[..m * k], &mut xq[..m * k], &mut xs[..m]);
@@ -218,7 +221,7 @@ impl Linear<'_> {
                 xq,
                 xs,
             ),
-            None => (kernels.quantize_rows)(x, k, xq, xs),
+            None => (kernels.quantize_rows)(x, k, xq, xs, max_known),
         }
     }
 
@@ -263,6 +266,33 @@ impl Linear<'_> {
     fn is_int8(&self, precision: Precision) -> bool {
         precision == Precision::Int8 && matches!(self.weight, Weights::I8(_))
     }
+
+    /// Whether the step that writes this layer's input should note each row's `max |x|` on the
+    /// way (GELU, LayerNorm): dynamic int8 quantization then reads the row once, not twice.
+    fn takes_row_max(&self, precision: Precision) -> bool {
+        self.is_int8(precision) && self.input_scale.is_none()
+    }
+
+    /// How this layer's input arrives from a step that noted row maxima when it wanted them.
+    fn input_after_row_max(&self, precision: Precision) -> Input {
+        match self.takes_row_max(precision) {
+            true => Input::RowMax,
+            false => Input::Float,
+        }
+    }
+}
+
+/// What a [`Linear`]'s int8 input buffers (`xq`, `xs`) hold when its `forward` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing of this input: quantize the f32 rows.
+    Float,
+    /// `xs` holds each row's `max |x|`, noted by the step that wrote the rows: quantize them
+    /// without a pass to find it.
+    RowMax,
+    /// `xq`/`xs` hold the rows quantized with this layer's input scale (Q, K and V share one
+    /// quantization).
+    Quantized,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -283,7 +313,18 @@ impl<'a> LayerNorm<'a> {
 
     /// `x = LayerNorm(x + residual)`, every row.
     pub fn forward(&self, kernels: &Kernels, x: &mut [f32], residual: Option<&[f32]>) {
-        (kernels.add_layer_norm)(x, residual, self.gamma, self.beta, self.eps);
+        self.forward_max(kernels, x, residual, None);
+    }
+
+    /// [`LayerNorm::forward`], noting each row's `max |x|` afterwards in `row_max` if given.
+    pub fn forward_max(
+        &self,
+        kernels: &Kernels,
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        row_max: Option<&mut [f32]>,
+    ) {
+        (kernels.add_layer_norm)(x, residual, self.gamma, self.beta, self.eps, row_max);
     }
 }
 
@@ -637,7 +678,8 @@ impl<'a> Encoder<'a> {
         let (h, inter) = (b.h, b.inter);
         let par = exec.par;
         let rows = |part: usize, parts: usize| split_range(seq, part, parts, ROW_BLOCK);
-        par.for_each(&|part, parts| b.qkv(l, exec, rows(part, parts)));
+        // The hidden states come from the previous call (or the embeddings): no row maxima.
+        par.for_each(&|part, parts| b.qkv(l, exec, rows(part, parts), Input::Float));
         // SAFETY: between steps no job runs, so nothing writes what is observed (likewise below).
         observe(0, unsafe { &*b.hidden.range(0..seq * h) });
         par.for_each(&|part, parts| b.attention(exec, part, parts));
@@ -647,7 +689,7 @@ impl<'a> Encoder<'a> {
         par.for_each(&|part, parts| b.intermediate(l, exec, rows(part, parts)));
         // SAFETY: as above; `hidden` is written again only in the next step.
         observe(4, unsafe { &*b.hidden.range(0..seq * h) });
-        par.for_each(&|part, parts| b.output(l, exec, rows(part, parts)));
+        par.for_each(&|part, parts| b.output(l, exec, rows(part, parts), None));
         // SAFETY: as above.
         observe(5, unsafe { &*b.ffn.range(0..seq * inter) });
     }
@@ -664,7 +706,7 @@ impl<'a> Encoder<'a> {
         let Some(first) = self.layers.first() else {
             return;
         };
-        par.for_each(&|part, parts| b.qkv(first, exec, rows(part, parts)));
+        par.for_each(&|part, parts| b.qkv(first, exec, rows(part, parts), Input::Float));
         for (i, l) in self.layers.iter().enumerate() {
             par.for_each(&|part, parts| b.attention(exec, part, parts));
             let next = self.layers.get(i + 1);
@@ -672,9 +714,10 @@ impl<'a> Encoder<'a> {
                 let r = rows(part, parts);
                 b.attention_output(l, exec, r.clone());
                 b.intermediate(l, exec, r.clone());
-                b.output(l, exec, r.clone());
+                b.output(l, exec, r.clone(), next.map(|n| &n.query));
                 if let Some(next) = next {
-                    b.qkv(next, exec, r);
+                    let input = next.query.input_after_row_max(exec.precision);
+                    b.qkv(next, exec, r, input);
                 }
             });
         }
@@ -742,7 +785,9 @@ impl Buffers {
     }
 
     /// Q, K, V of rows `r` from the hidden states; in int8 they share one quantization.
-    fn qkv(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
+    /// `input`: what the activation buffers hold for the query's input (row maxima after the
+    /// previous layer's last LayerNorm).
+    fn qkv(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>, input: Input) {
         if r.is_empty() {
             return;
         }
@@ -757,14 +802,19 @@ impl Buffers {
         // The input scale `xq` holds the hidden states quantized with, once it holds them
         // (`Some(None)`: dynamic); a layer with the same scale reuses them.
         let mut quantized: Option<Option<f32>> = None;
+        let mut input = input;
         for (lin, out) in [(&l.query, self.q), (&l.key, self.k), (&l.value, self.v)] {
             // SAFETY: as above.
             let out = unsafe { out.range(r.start * h..r.end * h) };
-            let reuse = quantized == Some(lin.input_scale);
-            lin.forward(exec.kernels, exec.precision, x, r.len(), xq, xs, reuse, out);
+            if quantized == Some(lin.input_scale) {
+                input = Input::Quantized;
+            }
+            lin.forward(exec.kernels, exec.precision, x, r.len(), xq, xs, input, out);
             if lin.is_int8(exec.precision) {
                 quantized = Some(lin.input_scale);
             }
+            // The row maxima were the query's; `xs` holds scales (or is untouched) now.
+            input = Input::Float;
         }
     }
 
@@ -800,12 +850,16 @@ impl Buffers {
     }
 
     /// The attention output projection of rows `r` (into `q`, free now), then residual and
-    /// LayerNorm into `hidden`.
+    /// LayerNorm into `hidden`, with the row maxima the intermediate projection wants.
     fn attention_output(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
-        self.project_and_norm(&l.attention_output, &l.attention_norm, self.ctx, exec, r);
+        let (lin, norm) = (&l.attention_output, &l.attention_norm);
+        // Attention notes no row maxima: its output is quantized in two passes.
+        let intermediate = Some(&l.intermediate);
+        self.project_and_norm(lin, norm, self.ctx, exec, r, Input::Float, intermediate);
     }
 
-    /// The intermediate projection of rows `r` and its activation, into `ffn`.
+    /// The intermediate projection of rows `r` (after [`Buffers::attention_output`] on them)
+    /// and its activation, into `ffn`, noting the row maxima the output projection wants.
     fn intermediate(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
         if r.is_empty() {
             return;
@@ -819,18 +873,25 @@ impl Buffers {
                 self.ffn.range(r.start * inter..r.end * inter),
             )
         };
+        let input = l.intermediate.input_after_row_max(exec.precision);
         l.intermediate
-            .forward(exec.kernels, exec.precision, x, r.len(), xq, xs, false, out);
-        (exec.kernels.activate)(self.activation, out);
+            .forward(exec.kernels, exec.precision, x, r.len(), xq, xs, input, out);
+        let row_max = l.output.takes_row_max(exec.precision).then_some(xs);
+        (exec.kernels.activate)(self.activation, out, inter, row_max);
     }
 
-    /// The output projection of rows `r` (into `q`), then residual and LayerNorm into `hidden`.
-    fn output(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>) {
-        self.project_and_norm(&l.output, &l.output_norm, self.ffn, exec, r);
+    /// The output projection of rows `r` (after [`Buffers::intermediate`] on them, into `q`),
+    /// then residual and LayerNorm into `hidden`, with the row maxima `next` (the next
+    /// layer's query, in the same step) wants.
+    fn output(&self, l: &Layer<'_>, exec: &Exec<'_>, r: Range<usize>, next: Option<&Linear<'_>>) {
+        let input = l.output.input_after_row_max(exec.precision);
+        self.project_and_norm(&l.output, &l.output_norm, self.ffn, exec, r, input, next);
     }
 
     /// `lin` on rows `r` of `x` (`lin.k` wide) into `q`, then `hidden = norm(hidden + q)` on
-    /// those rows: the two sublayer outputs of a layer.
+    /// those rows: the two sublayer outputs of a layer. `input` says what the activation
+    /// buffers hold for `lin`; the norm notes row maxima if `next` wants them.
+    #[allow(clippy::too_many_arguments)]
     fn project_and_norm(
         &self,
         lin: &Linear<'_>,
@@ -838,6 +899,8 @@ impl Buffers {
         x: SharedMut<f32>,
         exec: &Exec<'_>,
         r: Range<usize>,
+        input: Input,
+        next: Option<&Linear<'_>>,
     ) {
         if r.is_empty() {
             return;
@@ -852,8 +915,9 @@ impl Buffers {
                 self.hidden.range(r.start * h..r.end * h),
             )
         };
-        lin.forward(exec.kernels, exec.precision, x, r.len(), xq, xs, false, out);
-        norm.forward(exec.kernels, hid, Some(out));
+        lin.forward(exec.kernels, exec.precision, x, r.len(), xq, xs, input, out);
+        let row_max = next.is_some_and(|n| n.takes_row_max(exec.precision));
+        norm.forward_max(exec.kernels, hid, Some(out), row_max.then_some(xs));
     }
 
     /// The quantized-activation rows `r` (at the widest input's stride, so that a part's rows
@@ -917,7 +981,7 @@ impl Encoder<'_> {
                        part: usize,
                        parts: usize| {
             if *held != Some(lin.input_scale) {
-                lin.quantize_input(kernels, x, seq, xq, xs);
+                lin.quantize_input(kernels, x, seq, xq, xs, false);
                 *held = Some(lin.input_scale);
             }
             let cols = lin.column_share(part, parts);
@@ -995,7 +1059,9 @@ impl Encoder<'_> {
                 // SAFETY: this part's columns, as written just above.
                 let mut view = unsafe { ffn.columns(seq, inter, cols) };
                 for i in 0..seq {
-                    (kernels.activate)(activation, view.row(i));
+                    let row = view.row(i);
+                    let cols = row.len();
+                    (kernels.activate)(activation, row, cols, None);
                 }
             }
         });

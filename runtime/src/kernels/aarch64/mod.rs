@@ -136,7 +136,7 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
 /// The clamp to `[-127, 127]` is implicit: `|v| <= max` and `inv` is `127 / max` rounded, so
 /// `|v * inv| < 127.0001` and the rounded result fits; a truncating narrow is exact. Only when
 /// `127 / max` overflows (max below ~4e-37) the clamp matters: those rows take the reference.
-pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
     if cols == 0 {
         return;
     }
@@ -145,7 +145,7 @@ pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
         .zip(q.chunks_exact_mut(cols))
         .zip(scales)
     {
-        let max = max_abs(row);
+        let max = if max_known { *scale } else { max_abs(row) };
         if max == 0.0 || !max.is_finite() {
             *scale = 0.0;
             qrow.fill(0);
@@ -153,7 +153,8 @@ pub fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
         }
         let inv = 127.0 / max;
         if !inv.is_finite() {
-            reference::quantize_rows(row, cols, qrow, core::slice::from_mut(scale));
+            *scale = max;
+            reference::quantize_rows(row, cols, qrow, core::slice::from_mut(scale), true);
             continue;
         }
         *scale = max / 127.0;
@@ -225,8 +226,8 @@ pub(crate) mod ops {
         super::float::softmax(x)
     }
 
-    pub fn activate(act: Activation, x: &mut [f32]) {
-        vector::activate(act, x, madd)
+    pub fn activate(act: Activation, x: &mut [f32], cols: usize, row_max: Option<&mut [f32]>) {
+        vector::activate_rows(act, x, cols, row_max, madd)
     }
 
     pub fn attention(
@@ -265,8 +266,9 @@ pub(crate) mod ops {
         gamma: &[f32],
         beta: &[f32],
         eps: f32,
+        row_max: Option<&mut [f32]>,
     ) {
-        vector::add_layer_norm(x, residual, gamma, beta, eps, madd)
+        vector::add_layer_norm(x, residual, gamma, beta, eps, row_max, madd)
     }
 }
 
@@ -362,8 +364,8 @@ mod tests {
             let r = x.len() / cols;
             let (mut q0, mut s0) = (std::vec![0i8; r * cols], std::vec![0f32; r]);
             let (mut q1, mut s1) = (std::vec![0i8; r * cols], std::vec![0f32; r]);
-            reference::quantize_rows(&x[..r * cols], cols, &mut q0, &mut s0);
-            quantize_rows(&x[..r * cols], cols, &mut q1, &mut s1);
+            reference::quantize_rows(&x[..r * cols], cols, &mut q0, &mut s0, false);
+            quantize_rows(&x[..r * cols], cols, &mut q1, &mut s1, false);
             assert_eq!(q0, q1, "cols {cols}");
             assert_eq!(
                 s0.iter().map(|s| s.to_bits()).collect::<std::vec::Vec<_>>(),

@@ -63,9 +63,30 @@ pub fn available() -> bool {
     cfg!(all(target_feature = "avx2", target_feature = "fma"))
 }
 
-fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
     // SAFETY: this table is only selected (and only tested) when `available()` holds.
-    unsafe { quantize_rows_avx2(x, cols, q, scales) }
+    unsafe { quantize_rows_avx2(x, cols, q, scales, max_known) }
+}
+
+/// `max |row|`, starting from 0 (as `vector::max_abs`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn max_abs(row: &[f32]) -> f32 {
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let mut m = _mm256_setzero_ps();
+    let (chunks, tail) = row.as_chunks::<8>();
+    for c in chunks {
+        // SAFETY: `c` is 8 floats.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        // `maxps` returns its second operand when either is NaN: NaN lanes keep `m`.
+        m = _mm256_max_ps(_mm256_and_ps(v, abs_mask), m);
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+    tail.iter()
+        .chain(&lanes)
+        .fold(0.0f32, |a, &v| a.max(v.abs()))
 }
 
 /// `vector::quantize_rows` in AVX2, 32 values per step: identical values and scales (the
@@ -73,7 +94,7 @@ fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
 /// the same truncation of `y +- 0.5`, NaN gives 0 as the saturating cast does; the tail runs
 /// the scalar code itself).
 #[target_feature(enable = "avx2,fma")]
-fn quantize_rows_avx2(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+fn quantize_rows_avx2(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
     if cols == 0 {
         return;
     }
@@ -83,22 +104,7 @@ fn quantize_rows_avx2(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) 
         .zip(q.chunks_exact_mut(cols))
         .zip(scales)
     {
-        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
-        let mut m = _mm256_setzero_ps();
-        let (chunks, tail) = row.as_chunks::<8>();
-        for c in chunks {
-            // SAFETY: `c` is 8 floats.
-            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
-            // `maxps` returns its second operand when either is NaN: NaN lanes keep `m`.
-            m = _mm256_max_ps(_mm256_and_ps(v, abs_mask), m);
-        }
-        let mut lanes = [0f32; 8];
-        // SAFETY: `lanes` holds 8 floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
-        let max = tail
-            .iter()
-            .chain(&lanes)
-            .fold(0.0f32, |a, &v| a.max(v.abs()));
+        let max = if max_known { *scale } else { max_abs(row) };
         if max == 0.0 || !max.is_finite() {
             *scale = 0.0;
             qrow.fill(0);

@@ -55,15 +55,21 @@ pub fn available() -> bool {
     ))
 }
 
-fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+fn quantize_rows(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32], max_known: bool) {
     // SAFETY: this table is only selected (and only tested) when `available()` holds.
-    unsafe { quantize_rows_avx512(x, cols, q, scales) }
+    unsafe { quantize_rows_avx512(x, cols, q, scales, max_known) }
 }
 
 /// `vector::quantize_rows` + the `+128` encoding, in AVX-512: identical values and scales (the
 /// maximum is exact in any order; rounding is the same truncation of `y +- 0.5`).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+unsafe fn quantize_rows_avx512(
+    x: &[f32],
+    cols: usize,
+    q: &mut [i8],
+    scales: &mut [f32],
+    max_known: bool,
+) {
     if cols == 0 {
         return;
     }
@@ -78,26 +84,11 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
         // SAFETY: every load/store covers `row[16c..16c+16]` for c < full, or the masked tail,
         // inside the row (masked-off lanes are not accessed).
         unsafe {
-            // Four independent maxima: one chain would wait on `vmaxps`'s latency per vector.
-            let abs_at = |c: usize| _mm512_abs_ps(_mm512_loadu_ps(row.as_ptr().add(16 * c)));
-            let mut acc = [_mm512_setzero_ps(); 4];
-            let mut c = 0;
-            while c + 4 <= full {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_max_ps(*a, abs_at(c + j));
-                }
-                c += 4;
-            }
-            while c < full {
-                acc[0] = _mm512_max_ps(acc[0], abs_at(c));
-                c += 1;
-            }
-            let mut m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
-            if tail > 0 {
-                let v = _mm512_maskz_loadu_ps(tail_mask, row.as_ptr().add(16 * full));
-                m = _mm512_max_ps(m, _mm512_abs_ps(v));
-            }
-            let max = _mm512_reduce_max_ps(m);
+            let max = if max_known {
+                *scale
+            } else {
+                max_abs(row, full, tail_mask)
+            };
             if max == 0.0 || !max.is_finite() {
                 *scale = 0.0;
                 qrow.fill(0x80u8 as i8); // zero in the +128 encoding
@@ -139,6 +130,39 @@ unsafe fn quantize_rows_avx512(x: &[f32], cols: usize, q: &mut [i8], scales: &mu
                 );
             }
         }
+    }
+}
+
+/// `max |row|` (`full` 16-float chunks, then the `tail_mask` lanes), starting from 0.
+///
+/// # Safety
+/// `row` holds `16 full` floats plus the tail lanes.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn max_abs(row: &[f32], full: usize, tail_mask: __mmask16) -> f32 {
+    // SAFETY: every load covers `row[16c..16c+16]` for c < full, or the masked tail, inside the
+    // row (masked-off lanes are not accessed).
+    unsafe {
+        // Four independent maxima: one chain would wait on `vmaxps`'s latency per vector.
+        let abs_at = |c: usize| _mm512_abs_ps(_mm512_loadu_ps(row.as_ptr().add(16 * c)));
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut c = 0;
+        while c + 4 <= full {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_max_ps(*a, abs_at(c + j));
+            }
+            c += 4;
+        }
+        while c < full {
+            acc[0] = _mm512_max_ps(acc[0], abs_at(c));
+            c += 1;
+        }
+        let mut m = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+        if tail_mask != 0 {
+            let v = _mm512_maskz_loadu_ps(tail_mask, row.as_ptr().add(16 * full));
+            m = _mm512_max_ps(m, _mm512_abs_ps(v));
+        }
+        _mm512_reduce_max_ps(m)
     }
 }
 

@@ -21,12 +21,22 @@ macro_rules! vector_ops {
             }
 
             #[target_feature(enable = $features)]
-            unsafe fn activate_impl(act: Activation, x: &mut [f32]) {
-                vector::activate(act, x, madd)
+            unsafe fn activate_impl(
+                act: Activation,
+                x: &mut [f32],
+                cols: usize,
+                row_max: Option<&mut [f32]>,
+            ) {
+                vector::activate_rows(act, x, cols, row_max, madd)
             }
-            pub fn activate(act: Activation, x: &mut [f32]) {
+            pub fn activate(
+                act: Activation,
+                x: &mut [f32],
+                cols: usize,
+                row_max: Option<&mut [f32]>,
+            ) {
                 // SAFETY: the table using this is only selected when its features are present.
-                unsafe { activate_impl(act, x) }
+                unsafe { activate_impl(act, x, cols, row_max) }
             }
 
             #[target_feature(enable = $features)]
@@ -63,8 +73,9 @@ macro_rules! vector_ops {
                 gamma: &[f32],
                 beta: &[f32],
                 eps: f32,
+                row_max: Option<&mut [f32]>,
             ) {
-                vector::add_layer_norm(x, residual, gamma, beta, eps, madd)
+                vector::add_layer_norm(x, residual, gamma, beta, eps, row_max, madd)
             }
             pub fn add_layer_norm(
                 x: &mut [f32],
@@ -72,9 +83,10 @@ macro_rules! vector_ops {
                 gamma: &[f32],
                 beta: &[f32],
                 eps: f32,
+                row_max: Option<&mut [f32]>,
             ) {
                 // SAFETY: the table using this is only selected when its features are present.
-                unsafe { add_layer_norm_impl(x, residual, gamma, beta, eps) }
+                unsafe { add_layer_norm_impl(x, residual, gamma, beta, eps, row_max) }
             }
 
             #[target_feature(enable = $features)]
@@ -97,8 +109,9 @@ macro_rules! vector_ops {
                 cols: usize,
                 q: &mut [i8],
                 scales: &mut [f32],
+                max_known: bool,
             ) {
-                vector::quantize_rows(x, cols, q, scales);
+                vector::quantize_rows(x, cols, q, scales, max_known);
                 if OFFSET {
                     for v in q.iter_mut() {
                         *v = (*v as u8 ^ 0x80) as i8;
@@ -106,9 +119,15 @@ macro_rules! vector_ops {
                 }
             }
             #[allow(dead_code)]
-            pub fn quantize_rows_signed(x: &[f32], cols: usize, q: &mut [i8], scales: &mut [f32]) {
+            pub fn quantize_rows_signed(
+                x: &[f32],
+                cols: usize,
+                q: &mut [i8],
+                scales: &mut [f32],
+                max_known: bool,
+            ) {
                 // SAFETY: the table using this is only selected when its features are present.
-                unsafe { quantize_rows_impl::<false>(x, cols, q, scales) }
+                unsafe { quantize_rows_impl::<false>(x, cols, q, scales, max_known) }
             }
             #[allow(dead_code)]
             pub fn quantize_rows_unsigned(
@@ -116,9 +135,10 @@ macro_rules! vector_ops {
                 cols: usize,
                 q: &mut [i8],
                 scales: &mut [f32],
+                max_known: bool,
             ) {
                 // SAFETY: the table using this is only selected when its features are present.
-                unsafe { quantize_rows_impl::<true>(x, cols, q, scales) }
+                unsafe { quantize_rows_impl::<true>(x, cols, q, scales, max_known) }
             }
         }
     };
