@@ -160,9 +160,17 @@ pub fn check_packed(
         } else {
             // Byte position by byte position over the 64-byte groups (what vectorises), then
             // each row's `kr` positions.
+            // 256 groups of int8 fit an i16 lane exactly (256 x 127 and 256 x -128); in i16
+            // the widening add vectorises in baseline SSE2 too.
             let mut lanes = [0i32; 64];
-            for group in panel.chunks_exact(64) {
-                for (l, &v) in lanes.iter_mut().zip(group) {
+            for groups in panel.as_chunks::<64>().0.chunks(256) {
+                let mut lanes16 = [0i16; 64];
+                for group in groups {
+                    for (l, &v) in lanes16.iter_mut().zip(group) {
+                        *l = l.wrapping_add(v as i16);
+                    }
+                }
+                for (l, &v) in lanes.iter_mut().zip(&lanes16) {
                     *l = l.wrapping_add(v as i32);
                 }
             }
