@@ -150,15 +150,9 @@ pub fn softmax(x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
     }
 }
 
-/// The feed-forward activation in place.
-#[inline(always)]
-pub fn activate(act: Activation, x: &mut [f32], madd: impl Fn(f32, f32, f32) -> f32 + Copy) {
-    activate_rows(act, x, 0, None, madd)
-}
-
-/// [`activate`] on rows `cols` wide; with `row_max`, each row's `max |x|` after the activation
-/// goes to `row_max[row]`, found in the same pass (the quantization that follows then reads
-/// the row once: see [`super::Kernels::quantize_rows`]).
+/// The feed-forward activation in place, on rows `cols` wide; with `row_max`, each row's
+/// `max |x|` after the activation goes to `row_max[row]`, found in the same pass (the
+/// quantization that follows then reads the row once: see [`super::Kernels::quantize_rows`]).
 #[inline(always)]
 pub fn activate_rows(
     act: Activation,

@@ -201,7 +201,7 @@ impl<'a> Linear<'a> {
 impl Linear<'_> {
     /// Quantizes the `m` rows of `x` into `xq`/`xs` as this layer's int8 product takes them
     /// (its static input scale, or dynamic per-row scales; `max_known`: `xs` holds the rows'
-    /// `max |x|`, see [`Linear::takes_row_max`]).
+    /// `max |x|`, see [`Input::RowMax`]).
     pub fn quantize_input(
         &self,
         kernels: &Kernels,
