@@ -159,9 +159,8 @@ pub fn check_packed(
             acc[0] = panel.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
         } else {
             // Byte position by byte position over the 64-byte groups (what vectorises), then
-            // each row's `kr` positions.
-            // 256 groups of int8 fit an i16 lane exactly (256 x 127 and 256 x -128); in i16
-            // the widening add vectorises in baseline SSE2 too.
+            // each row's `kr` positions. Sums of 256 groups fit an i16 lane exactly (256 x 127
+            // and 256 x -128), and the i16 widening add vectorises in baseline SSE2 too.
             let mut lanes = [0i32; 64];
             for groups in panel.as_chunks::<64>().0.chunks(256) {
                 let mut lanes16 = [0i16; 64];

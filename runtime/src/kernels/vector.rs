@@ -200,10 +200,7 @@ pub(crate) fn map_rows(
         }
         let tail = chunks.into_remainder();
         tail.iter_mut().for_each(|v| *v = f(*v));
-        *max = tail
-            .iter()
-            .chain(&lanes)
-            .fold(0.0f32, |m, &v| m.max(v.abs()));
+        *max = lanes_max(&lanes, tail);
     }
 }
 
@@ -465,11 +462,16 @@ pub fn max_abs(x: &[f32]) -> f32 {
             lanes[l] = lanes[l].max(c[l].abs());
         }
     }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0.0f32, |m, &v| m.max(v.abs()));
-    lanes.iter().fold(tail, |m, &v| m.max(v))
+    lanes_max(&lanes, chunks.remainder())
+}
+
+/// The largest magnitude among 16 lane maxima and a row's tail values: the end of [`max_abs`]
+/// and of the passes that note row maxima on the way (the same value in any order).
+#[inline(always)]
+fn lanes_max(lanes: &[f32; 16], tail: &[f32]) -> f32 {
+    tail.iter()
+        .chain(lanes)
+        .fold(0.0f32, |m, &v| m.max(v.abs()))
 }
 
 /// `x = LayerNorm(x + residual)` for every row (`gamma.len()` wide), two-pass mean and variance
@@ -506,10 +508,7 @@ pub fn add_layer_norm(
                 for ((v, &g), &b) in tail.iter_mut().zip(g.remainder()).zip(b.remainder()) {
                     *v = madd((*v - mean) * inv, g, b);
                 }
-                *max = tail
-                    .iter()
-                    .chain(&lanes)
-                    .fold(0.0f32, |m, &v| m.max(v.abs()));
+                *max = lanes_max(&lanes, tail);
             }
         }
         None => {
